@@ -1,0 +1,63 @@
+//! What mydocker manages: networks and their endpoints, with host-side IPAM.
+
+pub mod ipam;
+pub mod network;
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+
+use crate::driver::{DriverEngine, HostSys, Limits, Registry};
+use crate::store;
+
+pub use network::{
+    ConnectRequest, CreateNetwork, EndpointRecord, NetworkError, NetworkRecord, PortMapping,
+    Protocol,
+};
+
+/// Default state root, like Docker's /var/lib/docker.
+pub const DEFAULT_ROOT: &str = "/var/lib/mydocker";
+
+/// An open state root: the entry point of the library.
+pub struct Runtime {
+    root: PathBuf,
+    limits: Limits,
+    sys: Arc<HostSys>,
+    registry: OnceLock<Registry>,
+}
+
+impl Runtime {
+    /// Opens (creating if needed, mode 0700) the state root.
+    pub fn open(root: &Path) -> Result<Runtime, store::StoreError> {
+        Self::open_with_limits(root, Limits::default())
+    }
+
+    pub fn open_with_limits(root: &Path, limits: Limits) -> Result<Runtime, store::StoreError> {
+        store::ensure_private_dir(root)?;
+        store::ensure_private_dir(&root.join("networks"))?;
+        Ok(Runtime {
+            root: root.to_path_buf(),
+            limits,
+            sys: HostSys::new(),
+            registry: OnceLock::new(),
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The driver registry; the wasmtime engine is created on first use so
+    /// read-only commands stay cheap.
+    pub fn registry(&self) -> Result<&Registry, NetworkError> {
+        if let Some(r) = self.registry.get() {
+            return Ok(r);
+        }
+        let engine = DriverEngine::new(&self.root.join("cache"), self.limits)?;
+        let registry = Registry::new(
+            &self.root.join("drivers"),
+            Arc::new(engine),
+            self.sys.clone(),
+        );
+        Ok(self.registry.get_or_init(|| registry))
+    }
+}

@@ -1,0 +1,734 @@
+//! Networks and endpoints: create, list, inspect, remove, connect,
+//! disconnect. IPAM is done here, on the host; drivers only receive the
+//! addresses.
+//!
+//! On disk, under `<root>/networks/<name>/`:
+//! `network.json` (the record), `ipam.json` (allocated addresses),
+//! `endpoints/<container-id>.json`, and `lock` (per-network flock).
+//! `<root>/networks.lock` serializes creation and removal, which must see
+//! every network at once (names, overlapping subnets).
+
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::os::fd::OwnedFd;
+use std::path::{Path, PathBuf};
+
+use ipnet::Ipv4Net;
+use serde::{Deserialize, Serialize};
+
+use super::ipam::{self, IpamError, Pool};
+use super::Runtime;
+use crate::driver::bindings::{from_cidr, from_ipv4, wit};
+use crate::driver::{
+    CallContext, ContainerNs, Driver, DriverCallError, RegistryError, Scope,
+};
+use crate::store::{self, Lock, StoreError};
+
+/// Names reserved by `--net` for special modes.
+const RESERVED_NAMES: &[&str] = &["none", "host", "bridge-default"];
+const RECORD_VERSION: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    #[error("invalid network name '{name}': {reason}")]
+    InvalidName { name: String, reason: &'static str },
+    #[error("network {0} already exists")]
+    Exists(String),
+    #[error("subnet {subnet} overlaps network {other} ({other_subnet}); choose a subnet that does not overlap")]
+    Overlap {
+        subnet: Ipv4Net,
+        other: String,
+        other_subnet: Ipv4Net,
+    },
+    #[error("network {0} not found (see `mydocker network list`)")]
+    NotFound(String),
+    #[error("network {name} still has {count} endpoint(s) ({containers}); stop or disconnect them first")]
+    HasEndpoints {
+        name: String,
+        count: usize,
+        containers: String,
+    },
+    #[error("container {container} is already connected to network {network}")]
+    AlreadyConnected { network: String, container: String },
+    #[error("container {container} is not connected to network {network}")]
+    NotConnected { network: String, container: String },
+    #[error("invalid option '{0}': expected key=value")]
+    InvalidOption(String),
+    #[error("invalid container id '{0}': expected 1-64 characters of 0-9 a-f")]
+    InvalidContainerId(String),
+    #[error("network {network}: {error}")]
+    Ipam { network: String, error: IpamError },
+    #[error(transparent)]
+    Subnet(#[from] IpamError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Driver(#[from] DriverCallError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Sys(String),
+}
+
+type Result<T> = std::result::Result<T, NetworkError>;
+
+/// The driver a network was created with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriverRef {
+    pub name: String,
+    pub version: String,
+    pub sha256: String,
+}
+
+/// A network as stored in `network.json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRecord {
+    pub version: u32,
+    pub id: String,
+    pub name: String,
+    pub driver: DriverRef,
+    pub subnet: Ipv4Net,
+    pub gateway: Ipv4Addr,
+    pub options: Vec<(String, String)>,
+    pub driver_data: Vec<(String, String)>,
+    /// Seconds since the Unix epoch.
+    pub created: u64,
+}
+
+impl NetworkRecord {
+    /// The bridge (or other host link) the driver reported, if any.
+    pub fn bridge(&self) -> Option<&str> {
+        self.driver_data
+            .iter()
+            .find(|(k, _)| k == "bridge")
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn to_wit(&self) -> wit::NetworkConfig {
+        wit::NetworkConfig {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            subnet: from_cidr(self.subnet.network(), self.subnet.prefix_len()),
+            gateway: from_ipv4(self.gateway),
+            options: kv_to_wit(&self.options),
+            driver_data: kv_to_wit(&self.driver_data),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl std::fmt::Display for Protocol {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// `-p [HOST-IP:]HOST-PORT:CONTAINER-PORT[/PROTOCOL]`
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PortMapping {
+    pub host_ip: Option<Ipv4Addr>,
+    pub host_port: u16,
+    pub container_port: u16,
+    pub protocol: Protocol,
+}
+
+impl PortMapping {
+    fn to_wit(self) -> wit::PortMapping {
+        wit::PortMapping {
+            host_ip: self.host_ip.map(from_ipv4),
+            host_port: self.host_port,
+            container_port: self.container_port,
+            protocol: match self.protocol {
+                Protocol::Tcp => wit::Protocol::Tcp,
+                Protocol::Udp => wit::Protocol::Udp,
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for PortMapping {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.host_ip {
+            Some(ip) => write!(f, "{ip}:")?,
+            None => f.write_str("0.0.0.0:")?,
+        }
+        write!(
+            f,
+            "{}->{}/{}",
+            self.host_port, self.container_port, self.protocol
+        )
+    }
+}
+
+/// One container's membership of one network, as stored on disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndpointRecord {
+    pub container_id: String,
+    pub network: String,
+    /// Interface name inside the container ("eth0").
+    pub interface: String,
+    pub address: Ipv4Addr,
+    pub prefix_len: u8,
+    pub gateway: Ipv4Addr,
+    pub mac: String,
+    pub host_interface: Option<String>,
+    pub port_mappings: Vec<PortMapping>,
+    pub driver_data: Vec<(String, String)>,
+}
+
+/// `network create` input, as the user typed it.
+#[derive(Debug, Clone, Default)]
+pub struct CreateNetwork {
+    pub name: String,
+    pub driver: String,
+    pub subnet: String,
+    pub gateway: Option<String>,
+    /// `key=value` strings.
+    pub options: Vec<String>,
+}
+
+/// What `connect` needs.
+pub struct ConnectRequest<'a> {
+    pub network: &'a str,
+    pub container_id: &'a str,
+    /// The container's network namespace (`/proc/PID/ns/net`, or a
+    /// bind-mounted nsfs file).
+    pub netns: OwnedFd,
+    pub port_mappings: &'a [PortMapping],
+}
+
+fn kv_to_wit(pairs: &[(String, String)]) -> Vec<wit::KeyValue> {
+    pairs
+        .iter()
+        .map(|(k, v)| wit::KeyValue {
+            key: k.clone(),
+            value: v.clone(),
+        })
+        .collect()
+}
+
+fn kv_from_wit(pairs: Vec<wit::KeyValue>) -> Vec<(String, String)> {
+    pairs.into_iter().map(|kv| (kv.key, kv.value)).collect()
+}
+
+/// Why a network name is unusable: it becomes a directory name and a JSON
+/// key, and may become a bridge name.
+pub fn network_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        return Some("it is empty");
+    }
+    if name.len() > 64 {
+        return Some("it is longer than 64 characters");
+    }
+    let first = name.as_bytes()[0];
+    if !first.is_ascii_alphanumeric() {
+        return Some("it must start with a letter or digit");
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+    {
+        return Some("only ASCII letters, digits, '-', '_' and '.' are allowed");
+    }
+    if RESERVED_NAMES.contains(&name) {
+        return Some("the name is reserved");
+    }
+    None
+}
+
+fn check_name(name: &str) -> Result<()> {
+    match network_name_problem(name) {
+        Some(reason) => Err(NetworkError::InvalidName {
+            name: name.to_string(),
+            reason,
+        }),
+        None => Ok(()),
+    }
+}
+
+fn check_container_id(id: &str) -> Result<()> {
+    if id.is_empty() || id.len() > 64 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(NetworkError::InvalidContainerId(id.to_string()));
+    }
+    Ok(())
+}
+
+fn parse_options(raw: &[String]) -> Result<Vec<(String, String)>> {
+    raw.iter()
+        .map(|o| match o.split_once('=') {
+            Some((k, v)) if !k.is_empty() && !k.contains(char::is_whitespace) => {
+                Ok((k.to_string(), v.to_string()))
+            }
+            _ => Err(NetworkError::InvalidOption(o.clone())),
+        })
+        .collect()
+}
+
+fn random_id() -> Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| NetworkError::Sys(format!("no randomness: {e}")))?;
+    Ok(hex::encode(bytes))
+}
+
+fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+impl Runtime {
+    fn networks_dir(&self) -> PathBuf {
+        self.root().join("networks")
+    }
+
+    fn network_dir(&self, name: &str) -> PathBuf {
+        self.networks_dir().join(name)
+    }
+
+    fn global_lock(&self) -> Result<Lock> {
+        Ok(Lock::exclusive(&self.root().join("networks.lock"))?)
+    }
+
+    fn network_lock(&self, name: &str) -> Result<Lock> {
+        Ok(Lock::exclusive(&self.network_dir(name).join("lock"))?)
+    }
+
+    /// Loads one network's record.
+    pub fn network(&self, name: &str) -> Result<NetworkRecord> {
+        check_name(name).map_err(|_| NetworkError::NotFound(name.to_string()))?;
+        store::read_json(&self.network_dir(name).join("network.json"))?
+            .ok_or_else(|| NetworkError::NotFound(name.to_string()))
+    }
+
+    /// All networks, sorted by name.
+    pub fn networks(&self) -> Result<Vec<NetworkRecord>> {
+        let dir = self.networks_dir();
+        let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let mut names: Vec<String> = entries
+            .flatten()
+            .filter(|e| e.path().is_dir())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter(|n| network_name_problem(n).is_none())
+            .collect();
+        names.sort();
+        let mut out = Vec::new();
+        for name in names {
+            // A directory without network.json is a creation that never
+            // finished; it is not a network.
+            if let Some(rec) = store::read_json(&self.network_dir(&name).join("network.json"))? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Endpoints of a network, sorted by container id.
+    pub fn endpoints(&self, network: &str) -> Result<Vec<EndpointRecord>> {
+        let dir = self.network_dir(network).join("endpoints");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io(&dir, e).into()),
+        };
+        let mut paths: Vec<PathBuf> = entries
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "json"))
+            .collect();
+        paths.sort();
+        let mut out = Vec::new();
+        for p in paths {
+            if let Some(rec) = store::read_json(&p)? {
+                out.push(rec);
+            }
+        }
+        Ok(out)
+    }
+
+    fn load_pool(&self, network: &NetworkRecord) -> Result<Pool> {
+        let path = self.network_dir(&network.name).join("ipam.json");
+        match store::read_json::<Pool>(&path)? {
+            Some(pool) => Ok(pool),
+            None => Err(StoreError::Corrupt {
+                path,
+                reason: "the file is missing".into(),
+            }
+            .into()),
+        }
+    }
+
+    fn save_pool(&self, network: &str, pool: &Pool) -> Result<()> {
+        Ok(store::write_json(
+            &self.network_dir(network).join("ipam.json"),
+            pool,
+        )?)
+    }
+
+    fn driver_for(&self, network: &NetworkRecord) -> Result<Driver> {
+        Ok(self.registry()?.get(&network.driver.name)?)
+    }
+
+    fn call_context(&self, driver: &Driver, scope: Scope) -> Result<CallContext> {
+        Ok(CallContext::new(
+            driver.name(),
+            driver.granted.clone(),
+            self.registry()?.sys().clone(),
+            scope,
+        ))
+    }
+
+    /// `mydocker network create`.
+    pub fn create_network(&self, req: &CreateNetwork) -> Result<NetworkRecord> {
+        check_name(&req.name)?;
+        let subnet = ipam::parse_subnet(&req.subnet)?;
+        let gateway = req
+            .gateway
+            .as_deref()
+            .map(ipam::parse_gateway)
+            .transpose()?;
+        let pool = Pool::new(subnet, gateway)?;
+        let options = parse_options(&req.options)?;
+        let driver = self.registry()?.resolve(&req.driver)?;
+
+        let _lock = self.global_lock()?;
+        let existing = self.networks()?;
+        if existing.iter().any(|n| n.name == req.name) || self.network_dir(&req.name).exists() {
+            return Err(NetworkError::Exists(req.name.clone()));
+        }
+        if let Some(other) = existing
+            .iter()
+            .find(|n| n.subnet.contains(&subnet.network()) || subnet.contains(&n.subnet.network()))
+        {
+            return Err(NetworkError::Overlap {
+                subnet,
+                other: other.name.clone(),
+                other_subnet: other.subnet,
+            });
+        }
+
+        let mut record = NetworkRecord {
+            version: RECORD_VERSION,
+            id: random_id()?,
+            name: req.name.clone(),
+            driver: DriverRef {
+                name: driver.name().to_string(),
+                version: driver.info.version.clone(),
+                sha256: driver.sha256.clone(),
+            },
+            subnet,
+            gateway: pool.gateway(),
+            options,
+            driver_data: Vec::new(),
+            created: now_unix(),
+        };
+        let ctx = self.call_context(&driver, Scope::Network { subnet })?;
+        let config = record.to_wit();
+        let data = self
+            .registry()?
+            .engine()
+            .call(&driver.component, ctx, |d, s| {
+                d.mydocker_network_driver().call_create_network(s, &config)
+            })?;
+        record.driver_data = kv_from_wit(data);
+
+        let persisted = (|| -> Result<()> {
+            let dir = self.network_dir(&req.name);
+            store::ensure_private_dir(&dir.join("endpoints"))?;
+            self.save_pool(&req.name, &pool)?;
+            store::write_json(&dir.join("network.json"), &record)?;
+            Ok(())
+        })();
+        if let Err(e) = persisted {
+            // Without a record nobody could remove what the driver made.
+            let _ = self.call_delete_network(&driver, &record);
+            let _ = std::fs::remove_dir_all(self.network_dir(&req.name));
+            return Err(e);
+        }
+        Ok(record)
+    }
+
+    fn call_delete_network(&self, driver: &Driver, record: &NetworkRecord) -> Result<()> {
+        let ctx = self.call_context(
+            driver,
+            Scope::Network {
+                subnet: record.subnet,
+            },
+        )?;
+        let config = record.to_wit();
+        self.registry()?
+            .engine()
+            .call(&driver.component, ctx, |d, s| {
+                d.mydocker_network_driver().call_delete_network(s, &config)
+            })?;
+        Ok(())
+    }
+
+    /// `mydocker network remove`: refused while endpoints remain.
+    pub fn remove_network(&self, name: &str) -> Result<()> {
+        let _global = self.global_lock()?;
+        let record = self.network(name)?;
+        let _lock = self.network_lock(name)?;
+        let endpoints = self.endpoints(name)?;
+        if !endpoints.is_empty() {
+            let containers: Vec<&str> = endpoints
+                .iter()
+                .map(|e| &e.container_id[..e.container_id.len().min(12)])
+                .collect();
+            return Err(NetworkError::HasEndpoints {
+                name: name.to_string(),
+                count: endpoints.len(),
+                containers: containers.join(", "),
+            });
+        }
+        let driver = self.driver_for(&record)?;
+        self.call_delete_network(&driver, &record)?;
+        remove_network_dir(&self.network_dir(name))?;
+        if self.networks()?.is_empty() {
+            self.remove_empty_firewall_chains();
+        }
+        Ok(())
+    }
+
+    /// Drops our (empty) firewall chains and their jumps once nothing uses
+    /// them, so a host without networks carries no trace of mydocker. Chains
+    /// still holding rules (another state root in the same namespace) stay.
+    fn remove_empty_firewall_chains(&self) {
+        let Ok(registry) = self.registry() else { return };
+        let Ok(fw) = registry.sys().firewall() else { return };
+        match fw.list_ours() {
+            Ok(rules) if rules.is_empty() => {
+                if let Err(e) = fw.remove_chains() {
+                    tracing::warn!("cannot remove empty firewall chains: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("cannot list firewall rules: {e}"),
+        }
+    }
+
+    /// Joins a container (any network namespace) to a network: allocates
+    /// its address, runs the driver's `connect`, and records the endpoint.
+    /// On any failure the address is released and the driver's changes are
+    /// rolled back.
+    pub fn connect(&self, req: ConnectRequest<'_>) -> Result<EndpointRecord> {
+        check_container_id(req.container_id)?;
+        let record = self.network(req.network)?;
+        let _lock = self.network_lock(req.network)?;
+        // Re-read under the lock: the network may have been removed meanwhile.
+        let record = match self.network(req.network) {
+            Ok(r) => r,
+            Err(_) => return Err(NetworkError::NotFound(record.name)),
+        };
+        let endpoint_path = self
+            .network_dir(req.network)
+            .join("endpoints")
+            .join(format!("{}.json", req.container_id));
+        if endpoint_path.exists() {
+            return Err(NetworkError::AlreadyConnected {
+                network: req.network.to_string(),
+                container: req.container_id.to_string(),
+            });
+        }
+        let driver = self.driver_for(&record)?;
+        let container = ContainerNs::open(req.netns).map_err(|e| NetworkError::Sys(e.to_string()))?;
+        let interface = free_interface_name(&container)?;
+
+        let mut pool = self.load_pool(&record)?;
+        let address = pool.allocate().map_err(|error| NetworkError::Ipam {
+            network: record.name.clone(),
+            error,
+        })?;
+        self.save_pool(&record.name, &pool)?;
+        let release = |pool: &mut Pool| {
+            pool.release(address);
+            let _ = self.save_pool(&record.name, pool);
+        };
+
+        let config = wit::EndpointConfig {
+            network: record.to_wit(),
+            container_id: req.container_id.to_string(),
+            interface_name: interface.clone(),
+            address: from_cidr(address, record.subnet.prefix_len()),
+            gateway: from_ipv4(record.gateway),
+            port_mappings: req.port_mappings.iter().map(|p| p.to_wit()).collect(),
+            driver_data: Vec::new(),
+        };
+        let ctx = match self.call_context(
+            &driver,
+            Scope::Endpoint {
+                subnet: record.subnet,
+                address,
+                container: Some(container),
+            },
+        ) {
+            Ok(c) => c,
+            Err(e) => {
+                release(&mut pool);
+                return Err(e);
+            }
+        };
+        let (info, mac) = match self.registry()?.engine().call_keep(
+            &driver.component,
+            ctx,
+            |d, s| d.mydocker_network_driver().call_connect(s, &config),
+            |ctx| container_mac(ctx, &interface),
+        ) {
+            Ok(v) => v,
+            Err(e) => {
+                release(&mut pool);
+                return Err(e.into());
+            }
+        };
+        let endpoint = EndpointRecord {
+            container_id: req.container_id.to_string(),
+            network: record.name.clone(),
+            interface,
+            address,
+            prefix_len: record.subnet.prefix_len(),
+            gateway: record.gateway,
+            mac,
+            host_interface: info.host_interface,
+            port_mappings: req.port_mappings.to_vec(),
+            driver_data: kv_from_wit(info.driver_data),
+        };
+        if let Err(e) = store::write_json(&endpoint_path, &endpoint) {
+            let _ = self.call_disconnect(&driver, &record, &endpoint, None);
+            release(&mut pool);
+            return Err(e.into());
+        }
+        Ok(endpoint)
+    }
+
+    fn call_disconnect(
+        &self,
+        driver: &Driver,
+        record: &NetworkRecord,
+        endpoint: &EndpointRecord,
+        netns: Option<OwnedFd>,
+    ) -> Result<()> {
+        let container = match netns {
+            Some(fd) => Some(ContainerNs::open(fd).map_err(|e| NetworkError::Sys(e.to_string()))?),
+            None => None,
+        };
+        let ctx = self.call_context(
+            driver,
+            Scope::Endpoint {
+                subnet: record.subnet,
+                address: endpoint.address,
+                container,
+            },
+        )?;
+        let config = wit::EndpointConfig {
+            network: record.to_wit(),
+            container_id: endpoint.container_id.clone(),
+            interface_name: endpoint.interface.clone(),
+            address: from_cidr(endpoint.address, endpoint.prefix_len),
+            gateway: from_ipv4(endpoint.gateway),
+            port_mappings: endpoint.port_mappings.iter().map(|p| p.to_wit()).collect(),
+            driver_data: kv_to_wit(&endpoint.driver_data),
+        };
+        self.registry()?
+            .engine()
+            .call(&driver.component, ctx, |d, s| {
+                d.mydocker_network_driver().call_disconnect(s, &config)
+            })?;
+        Ok(())
+    }
+
+    /// Undoes `connect`: the driver's `disconnect`, then the address goes
+    /// back to the pool and the endpoint record is removed. `netns` may be
+    /// `None` when the container's namespace is already gone.
+    pub fn disconnect(
+        &self,
+        network: &str,
+        container_id: &str,
+        netns: Option<OwnedFd>,
+    ) -> Result<()> {
+        check_container_id(container_id)?;
+        let record = self.network(network)?;
+        let _lock = self.network_lock(network)?;
+        let endpoint_path = self
+            .network_dir(network)
+            .join("endpoints")
+            .join(format!("{container_id}.json"));
+        let Some(endpoint) = store::read_json::<EndpointRecord>(&endpoint_path)? else {
+            return Err(NetworkError::NotConnected {
+                network: network.to_string(),
+                container: container_id.to_string(),
+            });
+        };
+        let driver = self.driver_for(&record)?;
+        self.call_disconnect(&driver, &record, &endpoint, netns)?;
+        let mut pool = self.load_pool(&record)?;
+        pool.release(endpoint.address);
+        self.save_pool(network, &pool)?;
+        store::remove_file(&endpoint_path)?;
+        Ok(())
+    }
+
+    /// Addresses currently allocated in a network.
+    pub fn allocated_addresses(&self, network: &str) -> Result<Vec<Ipv4Addr>> {
+        let record = self.network(network)?;
+        Ok(self.load_pool(&record)?.allocated())
+    }
+
+    /// Drivers used by existing networks (name → networks).
+    pub fn networks_using_driver(&self, driver: &str) -> Result<BTreeSet<String>> {
+        Ok(self
+            .networks()?
+            .into_iter()
+            .filter(|n| n.driver.name == driver)
+            .map(|n| n.name)
+            .collect())
+    }
+}
+
+/// The first `ethN` not yet present in the container.
+fn free_interface_name(container: &ContainerNs) -> Result<String> {
+    for n in 0..1024 {
+        let name = format!("eth{n}");
+        match container.netlink.link(&name) {
+            Ok(None) => return Ok(name),
+            Ok(Some(_)) => continue,
+            Err(e) => return Err(NetworkError::Sys(e.to_string())),
+        }
+    }
+    Err(NetworkError::Sys(
+        "the container already has 1024 interfaces".into(),
+    ))
+}
+
+fn container_mac(ctx: &CallContext, interface: &str) -> String {
+    match &ctx.scope {
+        Scope::Endpoint {
+            container: Some(c), ..
+        } => c
+            .netlink
+            .link(interface)
+            .ok()
+            .flatten()
+            .map(|l| l.mac)
+            .unwrap_or_default(),
+        _ => String::new(),
+    }
+}
+
+fn remove_network_dir(dir: &Path) -> Result<()> {
+    // network.json goes first: once it is gone the network no longer exists,
+    // whatever else a crash leaves behind in the directory.
+    store::remove_file(&dir.join("network.json"))?;
+    std::fs::remove_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
+    Ok(())
+}

@@ -1,0 +1,269 @@
+//! Sandboxes for integration tests: network namespaces held only by file
+//! descriptors of the test process.
+//!
+//! Nothing here is named (no /run/netns entries) and nothing runs in the
+//! machine's root namespace: every command is started with `setns` into a
+//! sandbox namespace before `exec`. When the test ends — even by a panic or
+//! a kill — the descriptors close and the kernel destroys the namespaces,
+//! their links, addresses, routes and firewall rules with them.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sched::{setns, unshare, CloneFlags};
+
+/// A network namespace owned by this test.
+pub struct Netns {
+    fd: OwnedFd,
+}
+
+impl Netns {
+    /// A fresh, empty namespace (loopback up).
+    pub fn new() -> Netns {
+        let fd = std::thread::spawn(|| {
+            unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET): tests must run as root");
+            std::fs::File::open("/proc/thread-self/ns/net")
+                .map(OwnedFd::from)
+                .expect("open /proc/thread-self/ns/net")
+        })
+        .join()
+        .unwrap();
+        let ns = Netns { fd };
+        ns.ok(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    pub fn fd(&self) -> OwnedFd {
+        self.fd.try_clone().unwrap()
+    }
+
+    /// A command that will run inside this namespace.
+    pub fn command(&self, program: impl AsRef<OsStr>) -> Command {
+        let mut cmd = Command::new(program);
+        let raw = self.fd.as_raw_fd();
+        // SAFETY: only async-signal-safe work (one setns syscall) happens
+        // between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc_setns(raw) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        cmd
+    }
+
+    /// Runs a command inside; returns its output whatever the exit status.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.command(args[0])
+            .args(&args[1..])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {args:?}: {e}"))
+    }
+
+    /// Runs a command inside and panics with its stderr if it fails.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "{args:?} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs `f` on a thread that lives inside this namespace (for library
+    /// calls, whose netlink sockets and iptables children follow the thread).
+    pub fn enter<R: Send + 'static>(&self, f: impl FnOnce() -> R + Send + 'static) -> R {
+        let fd = self.fd();
+        std::thread::spawn(move || {
+            setns(fd.as_fd(), CloneFlags::CLONE_NEWNET).expect("setns");
+            f()
+        })
+        .join()
+        .unwrap_or_else(|p| std::panic::resume_unwind(p))
+    }
+
+    /// Link names in this namespace.
+    pub fn links(&self) -> Vec<String> {
+        self.ok(&["ip", "-o", "link", "show"])
+            .lines()
+            .filter_map(|l| l.split(": ").nth(1))
+            .map(|n| n.split('@').next().unwrap().to_string())
+            .collect()
+    }
+
+    /// Our iptables lines in this namespace (anything mentioning MYDOCKER).
+    pub fn mydocker_rules(&self) -> Vec<String> {
+        self.ok(&["iptables-save"])
+            .lines()
+            .filter(|l| l.contains("MYDOCKER"))
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Pings `addr` once, retrying for a short while (a fresh bridge port
+    /// may take a moment to forward).
+    pub fn ping(&self, addr: &str) -> bool {
+        retry(Duration::from_secs(5), || {
+            self.run(&["ping", "-c", "1", "-W", "1", addr]).status.success()
+        })
+    }
+}
+
+fn libc_setns(fd: i32) -> i32 {
+    // nix's setns wants a BorrowedFd; in pre_exec we only hold the raw one.
+    unsafe { nix::libc::setns(fd, nix::libc::CLONE_NEWNET) }
+}
+
+/// Retries `f` until it returns true or the deadline passes.
+pub fn retry(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if f() {
+            return true;
+        }
+        if start.elapsed() > limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Addresses used by the sandboxes: TEST-NET-1 (RFC 5737), only ever
+/// assigned inside namespaces the test made.
+pub const HOST_ADDR: &str = "192.0.2.1";
+pub const OUTSIDE_ADDR: &str = "192.0.2.2";
+
+/// A "host" namespace (where mydocker runs) joined by a veth to an
+/// "outside" namespace that plays the internet, plus a private state root.
+pub struct Sandbox {
+    pub host: Netns,
+    pub outside: Netns,
+    pub root: tempfile::TempDir,
+}
+
+impl Sandbox {
+    pub fn new() -> Sandbox {
+        let host = Netns::new();
+        let outside = Netns::new();
+        host.ok(&["ip", "link", "add", "ext0", "type", "veth", "peer", "name", "out0"]);
+        // Move the peer by pid is impossible here (no process lives in the
+        // outside namespace), so hand ip the namespace file through /proc.
+        let outside_fd = outside.fd();
+        let path = format!("/proc/{}/fd/{}", std::process::id(), outside_fd.as_raw_fd());
+        host.ok(&["ip", "link", "set", "out0", "netns", &path]);
+        drop(outside_fd);
+        host.ok(&["ip", "addr", "add", &format!("{HOST_ADDR}/24"), "dev", "ext0"]);
+        host.ok(&["ip", "link", "set", "ext0", "up"]);
+        outside.ok(&["ip", "addr", "add", &format!("{OUTSIDE_ADDR}/24"), "dev", "out0"]);
+        outside.ok(&["ip", "link", "set", "out0", "up"]);
+        // The outside's default route points at the host, like an ISP's
+        // router would; container subnets are still unknown to it, so
+        // replies only find their way back through masquerade.
+        host.ok(&["ip", "route", "add", "default", "via", OUTSIDE_ADDR]);
+        Sandbox {
+            host,
+            outside,
+            root: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    /// Runs the real mydocker binary inside the host namespace.
+    pub fn mydocker(&self, args: &[&str]) -> Output {
+        self.host
+            .command(mydocker_bin())
+            .arg("--root")
+            .arg(self.root.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run mydocker")
+    }
+
+    /// Runs mydocker and asserts success; returns stdout.
+    pub fn mydocker_ok(&self, args: &[&str]) -> String {
+        let out = self.mydocker(args);
+        assert!(
+            out.status.success(),
+            "mydocker {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs mydocker expecting failure; returns stderr (asserted one line).
+    pub fn mydocker_err(&self, args: &[&str]) -> String {
+        let out = self.mydocker(args);
+        assert!(
+            !out.status.success(),
+            "mydocker {args:?} unexpectedly succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(err.trim_end().lines().count(), 1, "expected a one-line error, got: {err}");
+        assert!(err.starts_with("mydocker: "), "{err}");
+        err
+    }
+
+    /// Every file under the state root with its content, for "nothing
+    /// changed" assertions (lock files and the compile cache excluded).
+    pub fn state_snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+        let mut out = Vec::new();
+        walk(self.root.path(), self.root.path(), &mut out);
+        out.sort();
+        out
+    }
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Default for Netns {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for e in entries.flatten() {
+        let p = e.path();
+        let rel = p.strip_prefix(base).unwrap().to_path_buf();
+        if rel.starts_with("cache") || p.file_name().is_some_and(|n| n == "lock" || n == "networks.lock") {
+            continue;
+        }
+        if p.is_dir() {
+            out.push((rel, Vec::new()));
+            walk(base, &p, out);
+        } else {
+            out.push((rel, std::fs::read(&p).unwrap_or_default()));
+        }
+    }
+}
+
+/// The mydocker binary next to this test executable (target/<profile>/).
+pub fn mydocker_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("MYDOCKER_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().unwrap().parent().unwrap();
+    let bin = dir.join("mydocker");
+    assert!(
+        bin.is_file(),
+        "{} not found: build it first with `cargo build -p mydocker`",
+        bin.display()
+    );
+    bin
+}

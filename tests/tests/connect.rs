@@ -1,0 +1,190 @@
+//! The library's connect/disconnect, with plain namespaces standing in for
+//! containers: real links, real packets, all inside the sandbox.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use mydocker::runtime::{ConnectRequest, CreateNetwork, PortMapping, Protocol, Runtime};
+use mydocker_tests::{retry, Netns, Sandbox, HOST_ADDR, OUTSIDE_ADDR};
+
+const C1: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
+const C2: &str = "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
+
+/// Asks `ns` to connect to ADDR:PORT and returns what the server said.
+fn fetch(ns: &Netns, addr: &str, port: &str) -> Option<String> {
+    let mut got = None;
+    retry(Duration::from_secs(5), || {
+        let out = ns.run(&["busybox", "nc", "-w", "1", addr, port]);
+        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        if !text.is_empty() {
+            got = Some(text);
+            true
+        } else {
+            false
+        }
+    });
+    got
+}
+
+#[test]
+fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
+    let sb = Sandbox::new();
+    let c1 = Netns::new();
+    let c2 = Netns::new();
+    let root = sb.root.path().to_path_buf();
+    let (fd1, fd2) = (c1.fd(), c2.fd());
+
+    let (e1, e2) = sb.host.enter(move || {
+        let rt = Runtime::open(&root).unwrap();
+        rt.create_network(&CreateNetwork {
+            name: "testbridge".into(),
+            driver: "bridge".into(),
+            subnet: "10.0.0.1/24".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let ports = [
+            PortMapping { host_ip: None, host_port: 8080, container_port: 80, protocol: Protocol::Tcp },
+            PortMapping { host_ip: Some("192.0.2.1".parse().unwrap()), host_port: 5353, container_port: 53, protocol: Protocol::Udp },
+        ];
+        let e1 = rt
+            .connect(ConnectRequest { network: "testbridge", container_id: C1, netns: fd1, port_mappings: &ports })
+            .unwrap();
+        let e2 = rt
+            .connect(ConnectRequest { network: "testbridge", container_id: C2, netns: fd2, port_mappings: &[] })
+            .unwrap();
+        (e1, e2)
+    });
+    assert_eq!(e1.address.to_string(), "10.0.0.2");
+    assert_eq!(e2.address.to_string(), "10.0.0.3");
+    assert_eq!(e1.interface, "eth0");
+    assert_eq!(e1.mac.len(), 17);
+
+    // The container end is eth0 inside the namespace, up, with the address
+    // and a default route via the gateway.
+    let a = c1.ok(&["ip", "-4", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(a.contains("10.0.0.2/24"), "{a}");
+    let r = c1.ok(&["ip", "route", "show", "default"]);
+    assert!(r.contains("via 10.0.0.1 dev eth0"), "{r}");
+    // The host end is attached to the bridge.
+    let host_if = e1.host_interface.clone().unwrap();
+    assert!(host_if.starts_with("veth") && host_if.len() == 12, "{host_if}");
+    let l = sb.host.ok(&["ip", "-o", "link", "show", &host_if]);
+    assert!(l.contains("master testbridge"), "{l}");
+
+    // Neighbours on the bridge, the host, and the outside via masquerade
+    // (the outside namespace has no route to 10.0.0.0/24).
+    assert!(c1.ping("10.0.0.3"));
+    assert!(c2.ping("10.0.0.2"));
+    assert!(sb.host.ping("10.0.0.2"));
+    assert!(sb.host.ping("10.0.0.3"));
+    assert!(c1.ping(OUTSIDE_ADDR));
+    assert!(c2.ping(OUTSIDE_ADDR));
+
+    // A TCP server in c1 behind -p 8080:80: reachable from the outside via
+    // the host's address, and from the host itself.
+    let mut server = c1
+        .command("sh")
+        .args(["-c", "while true; do echo hello-from-c1 | busybox nc -l -p 80; done"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let from_outside = fetch(&sb.outside, HOST_ADDR, "8080");
+    let from_host = fetch(&sb.host, HOST_ADDR, "8080");
+    let _ = nix::sys::signal::killpg(
+        nix::unistd::Pid::from_raw(server.id() as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    );
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(from_outside.as_deref(), Some("hello-from-c1"));
+    assert_eq!(from_host.as_deref(), Some("hello-from-c1"));
+
+    let rules = sb.host.mydocker_rules();
+    assert!(rules.iter().any(|r| r.contains("--dport 8080") && r.contains("10.0.0.2:80")), "{rules:#?}");
+    assert!(rules.iter().any(|r| r.contains("-d 192.0.2.1/32 -p udp") && r.contains("10.0.0.2:53")), "{rules:#?}");
+
+    // Disconnect and remove: no veth, no rule, addresses released.
+    let root = sb.root.path().to_path_buf();
+    let (fd1, fd2) = (c1.fd(), c2.fd());
+    let allocated = sb.host.enter(move || {
+        let rt = Runtime::open(&root).unwrap();
+        rt.disconnect("testbridge", C1, Some(fd1)).unwrap();
+        rt.disconnect("testbridge", C2, Some(fd2)).unwrap();
+        let allocated = rt.allocated_addresses("testbridge").unwrap();
+        rt.remove_network("testbridge").unwrap();
+        allocated
+    });
+    assert!(allocated.is_empty(), "{allocated:?}");
+    assert!(!c1.links().iter().any(|l| l == "eth0"));
+    assert!(!sb.host.links().iter().any(|l| l.starts_with("veth") || l == "testbridge"));
+    assert!(sb.host.mydocker_rules().is_empty(), "{:#?}", sb.host.mydocker_rules());
+}
+
+#[test]
+fn released_address_is_reused_and_removal_waits_for_endpoints() {
+    let sb = Sandbox::new();
+    let c1 = Netns::new();
+    let c2 = Netns::new();
+    let root = sb.root.path().to_path_buf();
+    let (fd1, fd2, fd1b) = (c1.fd(), c2.fd(), c1.fd());
+    sb.host.enter(move || {
+        let rt = Runtime::open(&root).unwrap();
+        rt.create_network(&CreateNetwork {
+            name: "n".into(),
+            driver: "bridge".into(),
+            subnet: "10.7.0.0/29".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let e1 = rt.connect(ConnectRequest { network: "n", container_id: C1, netns: fd1, port_mappings: &[] }).unwrap();
+        assert_eq!(e1.address.to_string(), "10.7.0.2");
+        // Connecting the same container twice is refused and changes nothing.
+        let err = rt.connect(ConnectRequest { network: "n", container_id: C1, netns: fd1b, port_mappings: &[] }).unwrap_err();
+        assert!(err.to_string().contains("already connected"), "{err}");
+        // Removal is refused while an endpoint remains.
+        let err = rt.remove_network("n").unwrap_err();
+        assert!(err.to_string().contains("still has 1 endpoint"), "{err}");
+        // The namespace is gone before disconnect (container exited):
+        // disconnect still cleans up.
+        rt.disconnect("n", C1, None).unwrap();
+        let e2 = rt.connect(ConnectRequest { network: "n", container_id: C2, netns: fd2, port_mappings: &[] }).unwrap();
+        assert_eq!(e2.address.to_string(), "10.7.0.2", "released address is handed out again");
+        rt.disconnect("n", C2, None).unwrap();
+        rt.remove_network("n").unwrap();
+    });
+    assert!(!sb.host.links().iter().any(|l| l.starts_with("veth")));
+}
+
+#[test]
+fn failed_connect_rolls_back_links_and_address() {
+    let sb = Sandbox::new();
+    let c1 = Netns::new();
+    // Port 0 passes the driver but the host refuses it at publish time,
+    // after the veth, address and route exist: all must be rolled back.
+    let root = sb.root.path().to_path_buf();
+    let fd1 = c1.fd();
+    let err = sb.host.enter(move || {
+        let rt = Runtime::open(&root).unwrap();
+        rt.create_network(&CreateNetwork {
+            name: "n".into(),
+            driver: "bridge".into(),
+            subnet: "10.8.0.0/24".into(),
+            ..Default::default()
+        })
+        .unwrap();
+        let bad = [PortMapping { host_ip: None, host_port: 0, container_port: 80, protocol: Protocol::Tcp }];
+        let err = rt
+            .connect(ConnectRequest { network: "n", container_id: C1, netns: fd1, port_mappings: &bad })
+            .unwrap_err()
+            .to_string();
+        assert!(rt.allocated_addresses("n").unwrap().is_empty());
+        assert!(rt.endpoints("n").unwrap().is_empty());
+        rt.remove_network("n").unwrap();
+        err
+    });
+    assert!(err.contains("driver bridge") && err.contains("port 0"), "{err}");
+    assert!(!c1.links().iter().any(|l| l == "eth0"), "{:?}", c1.links());
+    assert!(!sb.host.links().iter().any(|l| l.starts_with("veth")));
+}
