@@ -3,6 +3,9 @@
 
 use std::path::PathBuf;
 
+/// Drivers embedded in the binary as built-ins.
+const BUILTIN_DRIVERS: &[&str] = &["bridge"];
+
 fn main() {
     let manifest = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap());
     let dir = match std::env::var_os("MYDOCKER_DRIVERS_DIR") {
@@ -16,7 +19,7 @@ fn main() {
     };
     println!("cargo:rerun-if-env-changed=MYDOCKER_DRIVERS_DIR");
     let out = PathBuf::from(std::env::var("OUT_DIR").unwrap());
-    for name in ["bridge"] {
+    for name in BUILTIN_DRIVERS {
         let src = dir.join(format!("{name}.wasm"));
         println!("cargo:rerun-if-changed={}", src.display());
         if !src.is_file() {

@@ -25,7 +25,8 @@ impl Netns {
     /// A fresh, empty namespace (loopback up).
     pub fn new() -> Netns {
         let fd = std::thread::spawn(|| {
-            unshare(CloneFlags::CLONE_NEWNET).expect("unshare(CLONE_NEWNET): tests must run as root");
+            unshare(CloneFlags::CLONE_NEWNET)
+                .expect("unshare(CLONE_NEWNET): tests must run as root");
             std::fs::File::open("/proc/thread-self/ns/net")
                 .map(OwnedFd::from)
                 .expect("open /proc/thread-self/ns/net")
@@ -113,7 +114,9 @@ impl Netns {
     /// may take a moment to forward).
     pub fn ping(&self, addr: &str) -> bool {
         retry(Duration::from_secs(5), || {
-            self.run(&["ping", "-c", "1", "-W", "1", addr]).status.success()
+            self.run(&["ping", "-c", "1", "-W", "1", addr])
+                .status
+                .success()
         })
     }
 }
@@ -154,16 +157,32 @@ impl Sandbox {
     pub fn new() -> Sandbox {
         let host = Netns::new();
         let outside = Netns::new();
-        host.ok(&["ip", "link", "add", "ext0", "type", "veth", "peer", "name", "out0"]);
+        host.ok(&[
+            "ip", "link", "add", "ext0", "type", "veth", "peer", "name", "out0",
+        ]);
         // Move the peer by pid is impossible here (no process lives in the
         // outside namespace), so hand ip the namespace file through /proc.
         let outside_fd = outside.fd();
         let path = format!("/proc/{}/fd/{}", std::process::id(), outside_fd.as_raw_fd());
         host.ok(&["ip", "link", "set", "out0", "netns", &path]);
         drop(outside_fd);
-        host.ok(&["ip", "addr", "add", &format!("{HOST_ADDR}/24"), "dev", "ext0"]);
+        host.ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{HOST_ADDR}/24"),
+            "dev",
+            "ext0",
+        ]);
         host.ok(&["ip", "link", "set", "ext0", "up"]);
-        outside.ok(&["ip", "addr", "add", &format!("{OUTSIDE_ADDR}/24"), "dev", "out0"]);
+        outside.ok(&[
+            "ip",
+            "addr",
+            "add",
+            &format!("{OUTSIDE_ADDR}/24"),
+            "dev",
+            "out0",
+        ]);
         outside.ok(&["ip", "link", "set", "out0", "up"]);
         // The outside's default route points at the host, like an ISP's
         // router would; container subnets are still unknown to it, so
@@ -208,7 +227,11 @@ impl Sandbox {
             String::from_utf8_lossy(&out.stdout)
         );
         let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(err.trim_end().lines().count(), 1, "expected a one-line error, got: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "expected a one-line error, got: {err}"
+        );
         assert!(err.starts_with("mydocker: "), "{err}");
         err
     }
@@ -236,11 +259,16 @@ impl Default for Netns {
 }
 
 fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for e in entries.flatten() {
         let p = e.path();
         let rel = p.strip_prefix(base).unwrap().to_path_buf();
-        if rel.starts_with("cache") || p.file_name().is_some_and(|n| n == "lock" || n == "networks.lock") {
+        if rel.starts_with("cache")
+            || p.file_name()
+                .is_some_and(|n| n == "lock" || n == "networks.lock")
+        {
             continue;
         }
         if p.is_dir() {

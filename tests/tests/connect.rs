@@ -44,14 +44,34 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
         })
         .unwrap();
         let ports = [
-            PortMapping { host_ip: None, host_port: 8080, container_port: 80, protocol: Protocol::Tcp },
-            PortMapping { host_ip: Some("192.0.2.1".parse().unwrap()), host_port: 5353, container_port: 53, protocol: Protocol::Udp },
+            PortMapping {
+                host_ip: None,
+                host_port: 8080,
+                container_port: 80,
+                protocol: Protocol::Tcp,
+            },
+            PortMapping {
+                host_ip: Some("192.0.2.1".parse().unwrap()),
+                host_port: 5353,
+                container_port: 53,
+                protocol: Protocol::Udp,
+            },
         ];
         let e1 = rt
-            .connect(ConnectRequest { network: "testbridge", container_id: C1, netns: fd1, port_mappings: &ports })
+            .connect(ConnectRequest {
+                network: "testbridge",
+                container_id: C1,
+                netns: fd1,
+                port_mappings: &ports,
+            })
             .unwrap();
         let e2 = rt
-            .connect(ConnectRequest { network: "testbridge", container_id: C2, netns: fd2, port_mappings: &[] })
+            .connect(ConnectRequest {
+                network: "testbridge",
+                container_id: C2,
+                netns: fd2,
+                port_mappings: &[],
+            })
             .unwrap();
         (e1, e2)
     });
@@ -68,7 +88,10 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
     assert!(r.contains("via 10.0.0.1 dev eth0"), "{r}");
     // The host end is attached to the bridge.
     let host_if = e1.host_interface.clone().unwrap();
-    assert!(host_if.starts_with("veth") && host_if.len() == 12, "{host_if}");
+    assert!(
+        host_if.starts_with("veth") && host_if.len() == 12,
+        "{host_if}"
+    );
     let l = sb.host.ok(&["ip", "-o", "link", "show", &host_if]);
     assert!(l.contains("master testbridge"), "{l}");
 
@@ -85,7 +108,10 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
     // the host's address, and from the host itself.
     let mut server = c1
         .command("sh")
-        .args(["-c", "while true; do echo hello-from-c1 | busybox nc -l -p 80; done"])
+        .args([
+            "-c",
+            "while true; do echo hello-from-c1 | busybox nc -l -p 80; done",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -102,8 +128,18 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
     assert_eq!(from_host.as_deref(), Some("hello-from-c1"));
 
     let rules = sb.host.mydocker_rules();
-    assert!(rules.iter().any(|r| r.contains("--dport 8080") && r.contains("10.0.0.2:80")), "{rules:#?}");
-    assert!(rules.iter().any(|r| r.contains("-d 192.0.2.1/32 -p udp") && r.contains("10.0.0.2:53")), "{rules:#?}");
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("--dport 8080") && r.contains("10.0.0.2:80")),
+        "{rules:#?}"
+    );
+    assert!(
+        rules
+            .iter()
+            .any(|r| r.contains("-d 192.0.2.1/32 -p udp") && r.contains("10.0.0.2:53")),
+        "{rules:#?}"
+    );
 
     // Disconnect and remove: no veth, no rule, addresses released.
     let root = sb.root.path().to_path_buf();
@@ -118,8 +154,16 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
     });
     assert!(allocated.is_empty(), "{allocated:?}");
     assert!(!c1.links().iter().any(|l| l == "eth0"));
-    assert!(!sb.host.links().iter().any(|l| l.starts_with("veth") || l == "testbridge"));
-    assert!(sb.host.mydocker_rules().is_empty(), "{:#?}", sb.host.mydocker_rules());
+    assert!(!sb
+        .host
+        .links()
+        .iter()
+        .any(|l| l.starts_with("veth") || l == "testbridge"));
+    assert!(
+        sb.host.mydocker_rules().is_empty(),
+        "{:#?}",
+        sb.host.mydocker_rules()
+    );
 }
 
 #[test]
@@ -138,10 +182,24 @@ fn released_address_is_reused_and_removal_waits_for_endpoints() {
             ..Default::default()
         })
         .unwrap();
-        let e1 = rt.connect(ConnectRequest { network: "n", container_id: C1, netns: fd1, port_mappings: &[] }).unwrap();
+        let e1 = rt
+            .connect(ConnectRequest {
+                network: "n",
+                container_id: C1,
+                netns: fd1,
+                port_mappings: &[],
+            })
+            .unwrap();
         assert_eq!(e1.address.to_string(), "10.7.0.2");
         // Connecting the same container twice is refused and changes nothing.
-        let err = rt.connect(ConnectRequest { network: "n", container_id: C1, netns: fd1b, port_mappings: &[] }).unwrap_err();
+        let err = rt
+            .connect(ConnectRequest {
+                network: "n",
+                container_id: C1,
+                netns: fd1b,
+                port_mappings: &[],
+            })
+            .unwrap_err();
         assert!(err.to_string().contains("already connected"), "{err}");
         // Removal is refused while an endpoint remains.
         let err = rt.remove_network("n").unwrap_err();
@@ -149,8 +207,19 @@ fn released_address_is_reused_and_removal_waits_for_endpoints() {
         // The namespace is gone before disconnect (container exited):
         // disconnect still cleans up.
         rt.disconnect("n", C1, None).unwrap();
-        let e2 = rt.connect(ConnectRequest { network: "n", container_id: C2, netns: fd2, port_mappings: &[] }).unwrap();
-        assert_eq!(e2.address.to_string(), "10.7.0.2", "released address is handed out again");
+        let e2 = rt
+            .connect(ConnectRequest {
+                network: "n",
+                container_id: C2,
+                netns: fd2,
+                port_mappings: &[],
+            })
+            .unwrap();
+        assert_eq!(
+            e2.address.to_string(),
+            "10.7.0.2",
+            "released address is handed out again"
+        );
         rt.disconnect("n", C2, None).unwrap();
         rt.remove_network("n").unwrap();
     });
@@ -174,9 +243,19 @@ fn failed_connect_rolls_back_links_and_address() {
             ..Default::default()
         })
         .unwrap();
-        let bad = [PortMapping { host_ip: None, host_port: 0, container_port: 80, protocol: Protocol::Tcp }];
+        let bad = [PortMapping {
+            host_ip: None,
+            host_port: 0,
+            container_port: 80,
+            protocol: Protocol::Tcp,
+        }];
         let err = rt
-            .connect(ConnectRequest { network: "n", container_id: C1, netns: fd1, port_mappings: &bad })
+            .connect(ConnectRequest {
+                network: "n",
+                container_id: C1,
+                netns: fd1,
+                port_mappings: &bad,
+            })
             .unwrap_err()
             .to_string();
         assert!(rt.allocated_addresses("n").unwrap().is_empty());
@@ -184,7 +263,10 @@ fn failed_connect_rolls_back_links_and_address() {
         rt.remove_network("n").unwrap();
         err
     });
-    assert!(err.contains("driver bridge") && err.contains("port 0"), "{err}");
+    assert!(
+        err.contains("driver bridge") && err.contains("port 0"),
+        "{err}"
+    );
     assert!(!c1.links().iter().any(|l| l == "eth0"), "{:?}", c1.links());
     assert!(!sb.host.links().iter().any(|l| l.starts_with("veth")));
 }

@@ -15,7 +15,7 @@ wit_bindgen::generate!({
 use exports::mydocker::network::driver::Guest;
 use mydocker::network::host;
 use mydocker::network::types::{
-    DriverError, DriverInfo, EndpointConfig, EndpointInfo, KeyValue, NetworkConfig, Netns,
+    DriverError, DriverInfo, EndpointConfig, EndpointInfo, KeyValue, Netns, NetworkConfig,
     OptionSpec, Sysctl,
 };
 
@@ -215,7 +215,10 @@ impl Guest for Bridge {
         if opts.masquerade {
             host::masquerade(&bridge)?;
         }
-        let mut out = vec![(DATA_BRIDGE, bridge), (DATA_MASQUERADE, opts.masquerade.to_string())];
+        let mut out = vec![
+            (DATA_BRIDGE, bridge),
+            (DATA_MASQUERADE, opts.masquerade.to_string()),
+        ];
         if let Some(mtu) = opts.mtu {
             out.push((OPT_MTU, mtu.to_string()));
         }

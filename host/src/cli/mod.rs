@@ -46,9 +46,8 @@ pub enum Format {
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    let rt = Runtime::open(&cli.root).map_err(|e| {
-        anyhow::anyhow!("cannot open state root {}: {e}", cli.root.display())
-    })?;
+    let rt = Runtime::open(&cli.root)
+        .map_err(|e| anyhow::anyhow!("cannot open state root {}: {e}", cli.root.display()))?;
     match cli.command {
         Command::Network(cmd) => network::run(&rt, cmd),
         Command::Driver(cmd) => driver::run(&rt, cmd),

@@ -141,8 +141,8 @@ pub fn run(rt: &Runtime, cmd: NetworkCommand) -> Result<()> {
                 match rt.remove_network(name) {
                     Ok(()) => println!("{name}"),
                     Err(e) => {
-                        let e = anyhow::Error::from(e)
-                            .context(format!("cannot remove network {name}"));
+                        let e =
+                            anyhow::Error::from(e).context(format!("cannot remove network {name}"));
                         if failed.is_some() {
                             eprintln!("mydocker: {e:#}");
                         } else {

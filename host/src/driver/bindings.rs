@@ -5,9 +5,9 @@ wasmtime::component::bindgen!({
     world: "network-driver",
 });
 
-pub use exports::mydocker::network::driver as exports_driver;
-pub use mydocker::network::host as wit_host;
-pub use mydocker::network::types as wit;
+pub use self::exports::mydocker::network::driver as exports_driver;
+pub use self::mydocker::network::host as wit_host;
+pub use self::mydocker::network::types as wit;
 
 use std::net::Ipv4Addr;
 

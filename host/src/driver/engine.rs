@@ -117,8 +117,10 @@ impl DriverEngine {
         // Rust std guests import wasi:cli / wasi:io even when unused; they get
         // an empty context: no preopens, no env, no args, no sockets.
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(|e| load_err(e.to_string()))?;
-        NetworkDriver::add_to_linker::<HostState, HasSelf<CallContext>>(&mut linker, |s| &mut s.ctx)
-            .map_err(|e| load_err(e.to_string()))?;
+        NetworkDriver::add_to_linker::<HostState, HasSelf<CallContext>>(&mut linker, |s| {
+            &mut s.ctx
+        })
+        .map_err(|e| load_err(e.to_string()))?;
         start_epoch_ticker(&engine);
         Ok(DriverEngine {
             engine,
@@ -288,10 +290,7 @@ fn describe_trap(trap: &wasmtime::Error, stderr: &[u8], limits: Limits) -> Strin
                 )
             }
             wasmtime::Trap::StackOverflow => {
-                return format!(
-                    "it overflowed its {} KiB stack",
-                    limits.stack_bytes / 1024
-                )
+                return format!("it overflowed its {} KiB stack", limits.stack_bytes / 1024)
             }
             _ => {}
         }
@@ -302,7 +301,11 @@ fn describe_trap(trap: &wasmtime::Error, stderr: &[u8], limits: Limits) -> Strin
         .find(|l| l.contains("panicked at"))
         .map(str::trim)
     {
-        let detail: Vec<&str> = stderr.lines().skip_while(|l| !l.contains("panicked at")).take(2).collect();
+        let detail: Vec<&str> = stderr
+            .lines()
+            .skip_while(|l| !l.contains("panicked at"))
+            .take(2)
+            .collect();
         let _ = panic;
         return format!("it panicked: {}", detail.join(" ").trim());
     }

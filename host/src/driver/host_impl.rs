@@ -80,11 +80,28 @@ pub enum Scope {
 /// One recorded inverse of a change a driver made.
 #[derive(Debug)]
 enum Undo {
-    DeleteLink { container: bool, name: String },
-    DeleteAddress { container: bool, name: String, addr: Ipv4Addr, prefix: u8 },
-    DeleteDefaultRoute { container: bool, gateway: Ipv4Addr },
-    Firewall { add: Vec<Rule>, remove: Vec<Rule> },
-    Sysctl { key: Sysctl, old: String },
+    DeleteLink {
+        container: bool,
+        name: String,
+    },
+    DeleteAddress {
+        container: bool,
+        name: String,
+        addr: Ipv4Addr,
+        prefix: u8,
+    },
+    DeleteDefaultRoute {
+        container: bool,
+        gateway: Ipv4Addr,
+    },
+    Firewall {
+        add: Vec<Rule>,
+        remove: Vec<Rule>,
+    },
+    Sysctl {
+        key: Sysctl,
+        old: String,
+    },
 }
 
 /// Everything the host knows during one driver call.
@@ -134,10 +151,17 @@ impl CallContext {
             _ => Ok(()),
         };
         match step {
-            Undo::DeleteLink { container, name } => {
-                ignore_missing(self.netlink_for(*container).map_err(err_text)?.delete_link(name))
-            }
-            Undo::DeleteAddress { container, name, addr, prefix } => ignore_missing(
+            Undo::DeleteLink { container, name } => ignore_missing(
+                self.netlink_for(*container)
+                    .map_err(err_text)?
+                    .delete_link(name),
+            ),
+            Undo::DeleteAddress {
+                container,
+                name,
+                addr,
+                prefix,
+            } => ignore_missing(
                 self.netlink_for(*container)
                     .map_err(err_text)?
                     .delete_address(name, *addr, *prefix),
@@ -177,7 +201,9 @@ impl CallContext {
                 container: Some(container),
                 ..
             } => Ok(container),
-            Scope::Endpoint { container: None, .. } => Err(DErr::NotFound(
+            Scope::Endpoint {
+                container: None, ..
+            } => Err(DErr::NotFound(
                 "the container's network namespace no longer exists".into(),
             )),
             _ => Err(DErr::Denied(
@@ -385,11 +411,7 @@ impl wit_host::Host for CallContext {
         self.netlink(ns)?.delete_link(&name).map_err(nl_err)
     }
 
-    fn get_link(
-        &mut self,
-        ns: wit::Netns,
-        name: String,
-    ) -> Result<Option<wit::LinkInfo>, DErr> {
+    fn get_link(&mut self, ns: wit::Netns, name: String) -> Result<Option<wit::LinkInfo>, DErr> {
         valid_name(&name)?;
         let link = self.netlink(ns)?.link(&name).map_err(nl_err)?;
         Ok(link.map(|l| wit::LinkInfo {
@@ -452,7 +474,8 @@ impl wit_host::Host for CallContext {
         self.netlink(ns)?
             .add_default_route(gateway)
             .map_err(nl_err)?;
-        self.undo.push(Undo::DeleteDefaultRoute { container, gateway });
+        self.undo
+            .push(Undo::DeleteDefaultRoute { container, gateway });
         Ok(())
     }
 

@@ -25,7 +25,10 @@ pub enum RegistryError {
     #[error("unknown driver '{name}' (known drivers: {known}); give a registered name or a path to a .wasm file")]
     Unknown { name: String, known: String },
     #[error("cannot read driver file {path}: {error}")]
-    Read { path: PathBuf, error: std::io::Error },
+    Read {
+        path: PathBuf,
+        error: std::io::Error,
+    },
     #[error("{path} is not a usable driver: {reason}")]
     Invalid { path: String, reason: String },
     #[error("a different driver named '{name}' is already installed (sha256 {existing}); remove it first or rename the new one")]
@@ -131,9 +134,7 @@ fn api_compatible(driver_api: &str) -> bool {
         Some((major, minor))
     };
     match (parse(driver_api), parse(API_VERSION)) {
-        (Some((dmaj, dmin)), Some((hmaj, hmin))) => {
-            dmaj == hmaj && (hmaj > 0 || dmin == hmin)
-        }
+        (Some((dmaj, dmin)), Some((hmaj, hmin))) => dmaj == hmaj && (hmaj > 0 || dmin == hmin),
         _ => false,
     }
 }
@@ -206,18 +207,20 @@ impl Registry {
             path: label.to_string(),
             reason,
         };
-        let (component, cache) = self.engine.load(label, bytes, sha256).map_err(|e| match e {
-            DriverCallError::Load { reason, .. } => invalid(reason),
-            other => RegistryError::Call(other),
-        })?;
+        let (component, cache) = self
+            .engine
+            .load(label, bytes, sha256)
+            .map_err(|e| match e {
+                DriverCallError::Load { reason, .. } => invalid(reason),
+                other => RegistryError::Call(other),
+            })?;
         let ctx = CallContext::new(label, BTreeSet::new(), self.sys.clone(), Scope::Info);
         let info: DriverInfo = match self.engine.info(&component, ctx) {
             Ok(info) => info.into(),
-            Err(DriverCallError::Trapped { reason, .. }) | Err(DriverCallError::Load { reason, .. }) => {
-                return Err(invalid(format!(
-                    "it does not implement the mydocker:network@{API_VERSION} driver world ({reason})"
-                )))
-            }
+            Err(DriverCallError::Trapped { reason, .. })
+            | Err(DriverCallError::Load { reason, .. }) => return Err(invalid(format!(
+                "it does not implement the mydocker:network@{API_VERSION} driver world ({reason})"
+            ))),
             Err(e) => return Err(e.into()),
         };
         if !valid_driver_name(&info.name) {
@@ -319,7 +322,9 @@ impl Registry {
         let sha = sha256_hex(&bytes);
         let label = path.display().to_string();
         let mut driver = self.load_bytes(&label, &bytes, &sha, DriverSource::Installed, None)?;
-        let name = name.map(str::to_string).unwrap_or_else(|| driver.info.name.clone());
+        let name = name
+            .map(str::to_string)
+            .unwrap_or_else(|| driver.info.name.clone());
         if let Some(builtin) = Self::builtin(&name) {
             let existing = sha256_hex(builtin);
             if existing == sha {

@@ -19,9 +19,7 @@ use serde::{Deserialize, Serialize};
 use super::ipam::{self, IpamError, Pool};
 use super::Runtime;
 use crate::driver::bindings::{from_cidr, from_ipv4, wit};
-use crate::driver::{
-    CallContext, ContainerNs, Driver, DriverCallError, RegistryError, Scope,
-};
+use crate::driver::{CallContext, ContainerNs, Driver, DriverCallError, RegistryError, Scope};
 use crate::store::{self, Lock, StoreError};
 
 /// Names reserved by `--net` for special modes.
@@ -505,8 +503,12 @@ impl Runtime {
     /// them, so a host without networks carries no trace of mydocker. Chains
     /// still holding rules (another state root in the same namespace) stay.
     fn remove_empty_firewall_chains(&self) {
-        let Ok(registry) = self.registry() else { return };
-        let Ok(fw) = registry.sys().firewall() else { return };
+        let Ok(registry) = self.registry() else {
+            return;
+        };
+        let Ok(fw) = registry.sys().firewall() else {
+            return;
+        };
         match fw.list_ours() {
             Ok(rules) if rules.is_empty() => {
                 if let Err(e) = fw.remove_chains() {
@@ -542,7 +544,8 @@ impl Runtime {
             });
         }
         let driver = self.driver_for(&record)?;
-        let container = ContainerNs::open(req.netns).map_err(|e| NetworkError::Sys(e.to_string()))?;
+        let container =
+            ContainerNs::open(req.netns).map_err(|e| NetworkError::Sys(e.to_string()))?;
         let interface = free_interface_name(&container)?;
 
         let mut pool = self.load_pool(&record)?;

@@ -20,7 +20,9 @@ pub enum StoreError {
         path: PathBuf,
         error: std::io::Error,
     },
-    #[error("state file {path} is corrupt ({reason}); it was left untouched: fix or remove it by hand")]
+    #[error(
+        "state file {path} is corrupt ({reason}); it was left untouched: fix or remove it by hand"
+    )]
     Corrupt { path: PathBuf, reason: String },
 }
 
@@ -80,7 +82,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| StoreError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| StoreError::io(path, e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| StoreError::io(path, e))?;
     tmp.persist(path)
         .map_err(|e| StoreError::io(path, e.error))?;
     sync_dir(dir)

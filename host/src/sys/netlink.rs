@@ -139,7 +139,12 @@ impl Netlink {
     }
 
     fn link_message(&self, name: &str) -> Result<Option<LinkMessage>> {
-        let mut req = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut req = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match self.rt.block_on(req.try_next()) {
             Ok(msg) => Ok(msg),
             Err(e) => match NetlinkError::from_rtnl("looking up link", name, e) {
@@ -347,7 +352,9 @@ impl Netlink {
             .build();
         self.rt
             .block_on(self.handle.route().add(msg).execute())
-            .map_err(|e| NetlinkError::from_rtnl("adding default route via", gateway.to_string(), e))
+            .map_err(|e| {
+                NetlinkError::from_rtnl("adding default route via", gateway.to_string(), e)
+            })
     }
 
     pub fn delete_default_route(&self, gateway: Ipv4Addr) -> Result<()> {

