@@ -92,6 +92,21 @@ impl Netns {
         .unwrap_or_else(|p| std::panic::resume_unwind(p))
     }
 
+    /// Starts `sh -c script` inside, in its own process group; the whole
+    /// group is killed when the returned guard drops.
+    pub fn spawn_sh(&self, script: &str) -> Background {
+        let child = self
+            .command("sh")
+            .args(["-c", script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {script}: {e}"));
+        Background { child }
+    }
+
     /// Link names in this namespace.
     pub fn links(&self) -> Vec<String> {
         self.ok(&["ip", "-o", "link", "show"])
@@ -118,6 +133,22 @@ impl Netns {
                 .status
                 .success()
         })
+    }
+}
+
+/// A background process group started by a test; killed on drop.
+pub struct Background {
+    child: std::process::Child,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        // Only the group this test started (its leader's pid is the pgid).
+        let _ = nix::sys::signal::killpg(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+        let _ = self.child.wait();
     }
 }
 
@@ -285,13 +316,17 @@ pub fn mydocker_bin() -> PathBuf {
     if let Some(p) = std::env::var_os("MYDOCKER_BIN") {
         return PathBuf::from(p);
     }
+    // Tests live in target/<profile>/deps, binaries in target/<profile>.
     let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let bin = dir.join("mydocker");
-    assert!(
-        bin.is_file(),
-        "{} not found: build it first with `cargo build -p mydocker`",
-        bin.display()
-    );
+    let dir = exe.parent().unwrap();
+    let bin = [dir.join("mydocker"), dir.parent().unwrap().join("mydocker")]
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "mydocker binary not found near {}: build it first with `cargo build -p mydocker`",
+                exe.display()
+            )
+        });
     bin
 }

@@ -1,7 +1,6 @@
 //! The library's connect/disconnect, with plain namespaces standing in for
 //! containers: real links, real packets, all inside the sandbox.
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use mydocker::runtime::{ConnectRequest, CreateNetwork, PortMapping, Protocol, Runtime};
@@ -106,24 +105,10 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
 
     // A TCP server in c1 behind -p 8080:80: reachable from the outside via
     // the host's address, and from the host itself.
-    let mut server = c1
-        .command("sh")
-        .args([
-            "-c",
-            "while true; do echo hello-from-c1 | busybox nc -l -p 80; done",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let server = c1.spawn_sh("while true; do echo hello-from-c1 | busybox nc -l -p 80; done");
     let from_outside = fetch(&sb.outside, HOST_ADDR, "8080");
     let from_host = fetch(&sb.host, HOST_ADDR, "8080");
-    let _ = nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(server.id() as i32),
-        nix::sys::signal::Signal::SIGKILL,
-    );
-    let _ = server.kill();
-    let _ = server.wait();
+    drop(server);
     assert_eq!(from_outside.as_deref(), Some("hello-from-c1"));
     assert_eq!(from_host.as_deref(), Some("hello-from-c1"));
 

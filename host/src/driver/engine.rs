@@ -281,43 +281,38 @@ impl DriverEngine {
 }
 
 fn describe_trap(trap: &wasmtime::Error, stderr: &[u8], limits: Limits) -> String {
-    if let Some(code) = trap.downcast_ref::<wasmtime::Trap>() {
-        match code {
-            wasmtime::Trap::Interrupt => {
-                return format!(
-                    "it exceeded its time limit of {} ms and was stopped",
-                    limits.timeout.as_millis()
-                )
-            }
-            wasmtime::Trap::StackOverflow => {
-                return format!("it overflowed its {} KiB stack", limits.stack_bytes / 1024)
-            }
-            _ => {}
+    let code = trap.downcast_ref::<wasmtime::Trap>();
+    match code {
+        Some(wasmtime::Trap::Interrupt) => {
+            return format!(
+                "it exceeded its time limit of {} ms and was stopped",
+                limits.timeout.as_millis()
+            )
         }
+        Some(wasmtime::Trap::StackOverflow) => {
+            return format!("it overflowed its {} KiB stack", limits.stack_bytes / 1024)
+        }
+        _ => {}
     }
     let stderr = String::from_utf8_lossy(stderr);
-    if let Some(panic) = stderr
-        .lines()
-        .find(|l| l.contains("panicked at"))
-        .map(str::trim)
-    {
-        let detail: Vec<&str> = stderr
-            .lines()
-            .skip_while(|l| !l.contains("panicked at"))
-            .take(2)
-            .collect();
-        let _ = panic;
-        return format!("it panicked: {}", detail.join(" ").trim());
-    }
-    let text = format!("{trap:#}");
-    if text.contains("memory") && (text.contains("grow") || text.contains("limit")) {
+    // Rust guests report allocation failure and panics on stderr before
+    // they abort, which is more useful than the trap itself.
+    if stderr.contains("memory allocation of") {
         return format!(
-            "it ran out of memory (limit {} MiB): {}",
-            limits.memory_bytes >> 20,
-            first_line(&text)
+            "it ran out of memory (limit {} MiB)",
+            limits.memory_bytes >> 20
         );
     }
-    first_line(&text).to_string()
+    let mut lines = stderr.lines().skip_while(|l| !l.contains("panicked at"));
+    if let Some(location) = lines.next() {
+        let message = lines.next().unwrap_or("").trim();
+        let location = location.trim().trim_end_matches(':');
+        return format!("it panicked: {message} ({location})");
+    }
+    match code {
+        Some(code) => format!("it trapped: {code}"),
+        None => first_line(&format!("{trap:#}")).to_string(),
+    }
 }
 
 fn first_line(s: &str) -> &str {

@@ -218,9 +218,11 @@ impl Registry {
         let info: DriverInfo = match self.engine.info(&component, ctx) {
             Ok(info) => info.into(),
             Err(DriverCallError::Trapped { reason, .. })
-            | Err(DriverCallError::Load { reason, .. }) => return Err(invalid(format!(
+            | Err(DriverCallError::Load { reason, .. }) => {
+                return Err(invalid(format!(
                 "it does not implement the mydocker:network@{API_VERSION} driver world ({reason})"
-            ))),
+            )))
+            }
             Err(e) => return Err(e.into()),
         };
         if !valid_driver_name(&info.name) {

@@ -1,0 +1,82 @@
+//! A driver that loops, exhausts memory, overflows its stack, panics or
+//! fails halfway is stopped and reported as an error; whatever it changed
+//! is rolled back and mydocker itself keeps working.
+
+use std::path::PathBuf;
+
+use mydocker_tests::Sandbox;
+
+fn fixture() -> String {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release/misbehaving_driver.wasm");
+    assert!(
+        path.is_file(),
+        "{} missing: run scripts/build.sh",
+        path.display()
+    );
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn misbehaving_driver_calls_become_errors_and_are_rolled_back() {
+    let sb = Sandbox::new();
+    let driver = fixture();
+    let links_before = sb.host.links();
+
+    let cases = [
+        (
+            "loop",
+            "driver misbehaving failed: it exceeded its time limit of 1000 ms",
+        ),
+        ("oom", "driver misbehaving failed:"),
+        (
+            "stack",
+            "driver misbehaving failed: it overflowed its 512 KiB stack",
+        ),
+        ("panic", "driver misbehaving failed: it panicked: "),
+        ("halfway", "driver misbehaving: failed halfway on purpose"),
+    ];
+    for (mode, expected) in cases {
+        let opt = format!("mode={mode}");
+        let err = sb.mydocker_err(&[
+            "network",
+            "create",
+            "--driver",
+            &driver,
+            "--subnet",
+            "10.10.0.0/24",
+            "-o",
+            &opt,
+            "bad",
+        ]);
+        assert!(err.contains(expected), "mode {mode}: {err}");
+        if mode == "panic" {
+            assert!(err.contains("gave up on purpose"), "{err}");
+        }
+        if mode == "oom" {
+            assert!(err.contains("memory"), "{err}");
+        }
+        // Nothing was left: no link (the halfway bridge is rolled back), no network.
+        assert_eq!(sb.host.links(), links_before, "mode {mode}");
+        assert!(!sb.root.path().join("networks/bad").exists(), "mode {mode}");
+    }
+
+    // The same driver, behaving, works: the host is unharmed.
+    sb.mydocker_ok(&[
+        "network",
+        "create",
+        "--driver",
+        &driver,
+        "--subnet",
+        "10.10.0.0/24",
+        "good",
+    ]);
+    let list = sb.mydocker_ok(&["driver", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("misbehaving ") && l.trim_end().ends_with("installed")),
+        "{list}"
+    );
+    sb.mydocker_ok(&["network", "rm", "good"]);
+    assert_eq!(sb.host.links(), links_before);
+}
