@@ -255,3 +255,72 @@ fn failed_connect_rolls_back_links_and_address() {
     assert!(!c1.links().iter().any(|l| l == "eth0"), "{:?}", c1.links());
     assert!(!sb.host.links().iter().any(|l| l.starts_with("veth")));
 }
+
+#[test]
+fn concurrent_connects_get_distinct_addresses() {
+    const N: usize = 8;
+    let sb = Sandbox::new();
+    let containers: Vec<Netns> = (0..N).map(|_| Netns::new()).collect();
+    let root = sb.root.path().to_path_buf();
+    sb.host.enter({
+        let root = root.clone();
+        move || {
+            Runtime::open(&root)
+                .unwrap()
+                .create_network(&CreateNetwork {
+                    name: "busy".into(),
+                    driver: "bridge".into(),
+                    subnet: "10.9.0.0/24".into(),
+                    ..Default::default()
+                })
+                .unwrap();
+        }
+    });
+    // Each thread opens its own Runtime, as separate processes would: the
+    // per-network flock is what keeps their allocations apart.
+    let handles: Vec<_> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let fd = c.fd();
+            let root = root.clone();
+            let host = sb.host.fd();
+            std::thread::spawn(move || {
+                nix::sched::setns(&host, nix::sched::CloneFlags::CLONE_NEWNET).unwrap();
+                let id = format!("{i:064x}");
+                let rt = Runtime::open(&root).unwrap();
+                rt.connect(ConnectRequest {
+                    network: "busy",
+                    container_id: &id,
+                    netns: fd,
+                    port_mappings: &[],
+                })
+                .unwrap()
+                .address
+            })
+        })
+        .collect();
+    let mut addrs: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+    addrs.sort();
+    addrs.dedup();
+    assert_eq!(addrs.len(), N, "{addrs:?}");
+    for c in &containers {
+        assert!(c.ping("10.9.0.1"));
+    }
+
+    // The CLI refuses to remove a network that still has endpoints.
+    let err = sb.mydocker_err(&["network", "rm", "busy"]);
+    assert!(err.contains("still has 8 endpoint(s)"), "{err}");
+
+    let fds: Vec<_> = containers.iter().map(|c| c.fd()).collect();
+    sb.host.enter(move || {
+        let rt = Runtime::open(&root).unwrap();
+        for (i, fd) in fds.into_iter().enumerate() {
+            rt.disconnect("busy", &format!("{i:064x}"), Some(fd))
+                .unwrap();
+        }
+        assert!(rt.allocated_addresses("busy").unwrap().is_empty());
+        rt.remove_network("busy").unwrap();
+    });
+    assert!(sb.host.mydocker_rules().is_empty());
+}
