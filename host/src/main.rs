@@ -16,6 +16,17 @@ fn one_line_usage_error(e: &clap::Error) -> String {
 }
 
 fn main() {
+    // Hidden entry points that must run before anything else (and, for
+    // __nsexec, while the process is still single-threaded).
+    let mut args = std::env::args();
+    match args.nth(1).as_deref() {
+        Some(mydocker::sys::container::INIT_ARG) => mydocker::sys::container::init_main(),
+        Some(mydocker::sys::nsexec::NSEXEC_ARG) => {
+            let spec = args.next().unwrap_or_default();
+            mydocker::sys::nsexec::nsexec_main(&spec)
+        }
+        _ => {}
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             EnvFilter::try_from_env("MYDOCKER_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
@@ -23,7 +34,8 @@ fn main() {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
-    let cli = match mydocker::cli::Cli::try_parse() {
+    let argv = mydocker::cli::normalize_args(std::env::args().collect());
+    let cli = match mydocker::cli::Cli::try_parse_from(argv) {
         Ok(cli) => cli,
         Err(e) if e.use_stderr() => {
             eprintln!("{}", one_line_usage_error(&e));
@@ -31,9 +43,12 @@ fn main() {
         }
         Err(e) => e.exit(), // --help / --version
     };
-    if let Err(e) = mydocker::cli::run(cli) {
-        // One line: the whole context chain, outermost first.
-        eprintln!("mydocker: {e:#}");
-        std::process::exit(1);
+    match mydocker::cli::run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            // One line: the whole context chain, outermost first.
+            eprintln!("mydocker: {e:#}");
+            std::process::exit(1);
+        }
     }
 }

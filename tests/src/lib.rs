@@ -277,6 +277,34 @@ impl Sandbox {
     }
 }
 
+impl Drop for Sandbox {
+    /// Containers a failed test left running would keep the sandbox
+    /// namespaces (and their cgroups) alive: remove them through mydocker,
+    /// then kill any process still recorded in this root (only ours).
+    fn drop(&mut self) {
+        let dir = self.root.path().join("containers");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let id = e.file_name().to_string_lossy().into_owned();
+            if e.path().join("config.json").is_file() {
+                let _ = self.mydocker(&["rm", "-f", &id]);
+            }
+            if let Ok(text) = std::fs::read_to_string(e.path().join("status.json")) {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) {
+                    if let Some(pid) = v["pid"].as_i64() {
+                        let _ = nix::sys::signal::kill(
+                            nix::unistd::Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
 impl Default for Sandbox {
     fn default() -> Self {
         Self::new()
@@ -308,6 +336,68 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
         } else {
             out.push((rel, std::fs::read(&p).unwrap_or_default()));
         }
+    }
+}
+
+/// A busybox rootfs tarball built from Debian's busybox-static by
+/// scripts/make-busybox-image.sh, cached under target/ across test runs.
+pub fn busybox_tar() -> PathBuf {
+    static TAR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    TAR.get_or_init(|| {
+        let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = repo.join("target/test-images");
+        std::fs::create_dir_all(&dir).unwrap();
+        let tar = dir.join("busybox.tar");
+        if !tar.is_file() {
+            let tmp = dir.join(format!("busybox.tar.{}", std::process::id()));
+            let out = Command::new(repo.join("scripts/make-busybox-image.sh"))
+                .arg(&tmp)
+                .output()
+                .expect("run scripts/make-busybox-image.sh");
+            assert!(
+                out.status.success(),
+                "make-busybox-image.sh: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::rename(&tmp, &tar).unwrap();
+        }
+        tar
+    })
+    .clone()
+}
+
+impl Sandbox {
+    /// A sandbox with the busybox image imported.
+    pub fn with_busybox() -> Sandbox {
+        let sb = Sandbox::new();
+        sb.mydocker_ok(&[
+            "image",
+            "import",
+            busybox_tar().to_str().unwrap(),
+            "busybox",
+        ]);
+        sb
+    }
+
+    /// Parsed `ps -a --format json`.
+    pub fn ps(&self) -> Vec<serde_json::Value> {
+        serde_json::from_str::<Vec<serde_json::Value>>(
+            &self.mydocker_ok(&["ps", "-a", "--format", "json"]),
+        )
+        .unwrap()
+    }
+
+    /// The `ps` entry of a container by name.
+    pub fn container(&self, name: &str) -> Option<serde_json::Value> {
+        self.ps().into_iter().find(|c| c["name"] == name)
+    }
+
+    /// Waits until the named container is no longer running.
+    pub fn wait_exited(&self, name: &str) -> bool {
+        retry(Duration::from_secs(20), || {
+            matches!(self.container(name), Some(c) if c["state"] == "exited")
+                || self.container(name).is_none()
+        })
     }
 }
 

@@ -1,9 +1,12 @@
 //! The command line: parsing and output formatting only; all logic lives in
 //! `runtime`.
 
+mod container;
 mod driver;
+mod image;
 mod network;
 mod output;
+mod terminal;
 
 use std::path::PathBuf;
 
@@ -29,12 +32,66 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a command in a new container.
+    Run(container::RunArgs),
+    /// List containers.
+    Ps {
+        /// Show all containers (default: running only).
+        #[arg(short = 'a', long)]
+        all: bool,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Show a container's output.
+    Logs {
+        /// Keep following the output until the container stops.
+        #[arg(short = 'f', long)]
+        follow: bool,
+        container: String,
+    },
+    /// Run a command in a running container.
+    Exec {
+        #[arg(short = 'i', long)]
+        interactive: bool,
+        #[arg(short = 't', long)]
+        tty: bool,
+        container: String,
+        #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+        command: Vec<String>,
+    },
+    /// Stop running containers (SIGTERM, then SIGKILL after the timeout).
+    Stop {
+        /// Seconds to wait before killing.
+        #[arg(short = 't', long, default_value_t = 10)]
+        time: u64,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// Remove containers.
+    Rm {
+        /// Kill running containers first.
+        #[arg(short = 'f', long)]
+        force: bool,
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
+    /// List images.
+    Images {
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// Manage images.
+    #[command(subcommand)]
+    Image(image::ImageCommand),
     /// Manage networks.
     #[command(subcommand)]
     Network(network::NetworkCommand),
     /// Manage network drivers.
     #[command(subcommand)]
     Driver(driver::DriverCommand),
+    /// Internal: supervises a detached container.
+    #[command(name = "__supervise", hide = true)]
+    Supervise { id: String },
 }
 
 /// Output format of list/inspect commands.
@@ -44,12 +101,154 @@ pub enum Format {
     Json,
 }
 
-/// Runs one parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs one parsed command line; returns the process exit code.
+pub fn run(cli: Cli) -> Result<i32> {
     let rt = Runtime::open(&cli.root)
         .map_err(|e| anyhow::anyhow!("cannot open state root {}: {e}", cli.root.display()))?;
     match cli.command {
-        Command::Network(cmd) => network::run(&rt, cmd),
-        Command::Driver(cmd) => driver::run(&rt, cmd),
+        Command::Run(args) => return container::run(&rt, args),
+        Command::Ps { all, format } => container::ps(&rt, all, format)?,
+        Command::Logs { follow, container } => container::logs(&rt, &container, follow)?,
+        Command::Exec {
+            interactive,
+            tty,
+            container,
+            command,
+        } => return container::exec(&rt, &container, interactive, tty, command),
+        Command::Stop { time, containers } => container::stop(&rt, &containers, time)?,
+        Command::Rm { force, containers } => container::rm(&rt, &containers, force)?,
+        Command::Images { format } => image::list(&rt, format)?,
+        Command::Image(cmd) => image::run(&rt, cmd)?,
+        Command::Network(cmd) => network::run(&rt, cmd)?,
+        Command::Driver(cmd) => driver::run(&rt, cmd)?,
+        Command::Supervise { id } => return container::supervise(&rt, &id),
+    }
+    Ok(0)
+}
+
+/// Rewrites the article's single-dash long flags (`-net`, `-name`, …) to
+/// clap's `--net`, and puts `--` after the image of `run` (and the
+/// container of `exec`) so the command's own arguments pass through
+/// exactly, whatever they look like.
+pub fn normalize_args(args: Vec<String>) -> Vec<String> {
+    let mut out = Vec::with_capacity(args.len() + 1);
+    let mut it = args.into_iter();
+    out.extend(it.next()); // program name
+    let mut rest: Vec<String> = it.collect();
+    // Global options before the subcommand.
+    let mut i = 0;
+    while i < rest.len() {
+        if rest[i] == "--root" {
+            i += 2;
+        } else if rest[i].starts_with("--root=") {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    const RUN_VALUE_FLAGS: &[&str] = &[
+        "-e",
+        "--env",
+        "-v",
+        "--volume",
+        "-m",
+        "--memory",
+        "--cpus",
+        "--cpuset-cpus",
+        "--net",
+        "--network",
+        "-p",
+        "--publish",
+        "--name",
+        "--hostname",
+        "--root",
+    ];
+    const RUN_SINGLE_DASH: &[&str] = &[
+        "-net",
+        "-network",
+        "-name",
+        "-hostname",
+        "-rm",
+        "-cpus",
+        "-memory",
+        "-env",
+    ];
+    let (takes_value, single_dash): (&[&str], &[&str]) = match rest.get(i).map(String::as_str) {
+        Some("run") => (RUN_VALUE_FLAGS, RUN_SINGLE_DASH),
+        Some("exec") => (&["--root"], &[]),
+        _ => {
+            out.append(&mut rest);
+            return out;
+        }
+    };
+    out.extend(rest.drain(..=i));
+    let mut j = 0;
+    while j < rest.len() {
+        let arg = &rest[j];
+        let fixed = match arg.split_once('=') {
+            Some((flag, value)) if single_dash.contains(&flag) => format!("-{flag}={value}"),
+            _ if single_dash.contains(&arg.as_str()) => format!("-{arg}"),
+            _ => arg.clone(),
+        };
+        if fixed == "--" || !fixed.starts_with('-') {
+            // The first positional (image / container): everything after
+            // it belongs to the command.
+            if fixed != "--" {
+                out.push(fixed);
+            }
+            out.push("--".to_string());
+            out.extend(rest.drain(j + 1..));
+            return out;
+        }
+        let needs_value = takes_value.contains(&fixed.as_str());
+        out.push(fixed);
+        if needs_value && j + 1 < rest.len() {
+            out.push(rest[j + 1].clone());
+            j += 1;
+        }
+        j += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_args;
+
+    fn norm(s: &str) -> Vec<String> {
+        normalize_args(s.split_whitespace().map(String::from).collect())
+    }
+
+    #[test]
+    fn article_spelling_and_passthrough() {
+        assert_eq!(
+            norm("mydocker run -it -net testbridge busybox sh"),
+            [
+                "mydocker",
+                "run",
+                "-it",
+                "--net",
+                "testbridge",
+                "busybox",
+                "--",
+                "sh"
+            ]
+        );
+        assert_eq!(
+            norm("mydocker --root /r run -d -name web -p 8080:80 busybox httpd -f -p 80 -name x"),
+            [
+                "mydocker", "--root", "/r", "run", "-d", "--name", "web", "-p", "8080:80",
+                "busybox", "--", "httpd", "-f", "-p", "80", "-name", "x"
+            ]
+        );
+        assert_eq!(
+            norm("mydocker exec -it web ls -la"),
+            ["mydocker", "exec", "-it", "web", "--", "ls", "-la"]
+        );
+        assert_eq!(norm("mydocker network ls"), ["mydocker", "network", "ls"]);
+        assert_eq!(
+            norm("mydocker run -net=n1 img"),
+            ["mydocker", "run", "--net=n1", "img", "--"]
+        );
     }
 }

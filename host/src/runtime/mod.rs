@@ -1,7 +1,10 @@
 //! What mydocker manages: networks and their endpoints, with host-side IPAM.
 
+pub mod container;
+pub mod image;
 pub mod ipam;
 pub mod network;
+pub mod spec;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};

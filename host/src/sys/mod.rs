@@ -1,8 +1,11 @@
 //! Privileged operations on the Linux host: netlink, firewall, sysctls,
 //! namespaces. Knows nothing about WebAssembly or drivers.
 
+pub mod cgroup;
+pub mod container;
 pub mod firewall;
 pub mod netlink;
+pub mod nsexec;
 pub mod sysctl;
 
 /// Why an interface name is unusable, or `None` if the kernel will take it.
