@@ -267,9 +267,10 @@ impl Sandbox {
         err
     }
 
-    /// Every file under the state root with its content, for "nothing
-    /// changed" assertions (lock files and the compile cache excluded).
-    pub fn state_snapshot(&self) -> Vec<(PathBuf, Vec<u8>)> {
+    /// Every file under the state root with a digest of its content, for
+    /// "nothing changed" assertions (lock files, the compile cache and the
+    /// read-only image layers excluded).
+    pub fn state_snapshot(&self) -> Vec<(PathBuf, String)> {
         let mut out = Vec::new();
         walk(self.root.path(), self.root.path(), &mut out);
         out.sort();
@@ -317,24 +318,32 @@ impl Default for Netns {
     }
 }
 
-fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, Vec<u8>)>) {
+fn digest(bytes: &[u8]) -> String {
+    // FNV-1a is plenty to notice a change in a test.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h = (h ^ *b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    format!("{}:{h:016x}", bytes.len())
+}
+
+fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
     let Ok(entries) = std::fs::read_dir(dir) else {
         return;
     };
     for e in entries.flatten() {
         let p = e.path();
         let rel = p.strip_prefix(base).unwrap().to_path_buf();
-        if rel.starts_with("cache")
-            || p.file_name()
-                .is_some_and(|n| n == "lock" || n == "networks.lock")
-        {
+        let is_lock = p.extension().is_some_and(|x| x == "lock")
+            || p.file_name().is_some_and(|n| n == "lock");
+        if rel.starts_with("cache") || is_lock || rel.ends_with("rootfs") {
             continue;
         }
         if p.is_dir() {
-            out.push((rel, Vec::new()));
+            out.push((rel, "dir".into()));
             walk(base, &p, out);
         } else {
-            out.push((rel, std::fs::read(&p).unwrap_or_default()));
+            out.push((rel, digest(&std::fs::read(&p).unwrap_or_default())));
         }
     }
 }
@@ -394,9 +403,11 @@ impl Sandbox {
 
     /// Waits until the named container is no longer running.
     pub fn wait_exited(&self, name: &str) -> bool {
-        retry(Duration::from_secs(20), || {
-            matches!(self.container(name), Some(c) if c["state"] == "exited")
-                || self.container(name).is_none()
+        // "exited" with a null exit code means the process is gone but its
+        // supervisor has not recorded the exit yet.
+        retry(Duration::from_secs(20), || match self.container(name) {
+            Some(c) => c["state"] == "exited" && !c["exit_code"].is_null(),
+            None => true,
         })
     }
 }

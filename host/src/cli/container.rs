@@ -1,7 +1,7 @@
 //! `run`, `ps`, `logs`, `exec`, `stop`, `rm` and the hidden supervisor.
 
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::process::CommandExt;
 use std::process::Stdio as ProcStdio;
@@ -404,7 +404,6 @@ pub fn logs(rt: &Runtime, container: &str, follow: bool) -> Result<()> {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
-        let _ = file.seek(SeekFrom::Current(0));
     }
 }
 

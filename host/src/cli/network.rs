@@ -35,6 +35,10 @@ pub enum NetworkCommand {
         #[arg(required = true)]
         names: Vec<String>,
     },
+    /// Connect a running container to a network (it gets the next ethN).
+    Connect { network: String, container: String },
+    /// Disconnect a running container from a network.
+    Disconnect { network: String, container: String },
     /// Remove networks (refused while containers are connected).
     #[command(alias = "rm")]
     Remove {
@@ -134,6 +138,18 @@ pub fn run(rt: &Runtime, cmd: NetworkCommand) -> Result<()> {
                 .map(|n| inspect_json(rt, n))
                 .collect::<Result<Vec<_>>>()?;
             println!("{}", serde_json::to_string_pretty(&v)?);
+        }
+        NetworkCommand::Connect { network, container } => {
+            rt.network(&network)?;
+            let id = rt.find_container(&container)?;
+            rt.connect_container(&network, &id)
+                .with_context(|| format!("cannot connect {container} to network {network}"))?;
+        }
+        NetworkCommand::Disconnect { network, container } => {
+            rt.network(&network)?;
+            let id = rt.find_container(&container)?;
+            rt.disconnect_container(&network, &id)
+                .with_context(|| format!("cannot disconnect {container} from network {network}"))?;
         }
         NetworkCommand::Remove { names } => {
             let mut failed = None;

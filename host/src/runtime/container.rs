@@ -598,7 +598,7 @@ impl Runtime {
         status.started = Some(now_unix());
         status.attachments = attachments.clone();
         if let Err(e) = self.write_status(&cfg.id, &status) {
-            return Err(fail(self, &attachments, e.into()));
+            return Err(fail(self, &attachments, e));
         }
         let dir = self.container_dir(&cfg.id);
         let spec = InitSpec {

@@ -592,7 +592,7 @@ mod tests {
     use proptest::prelude::*;
 
     /// Asserts `r` is an error whose message names `input` and is one line.
-    fn assert_err<T: fmt::Debug>(r: Result<T, SpecError>, input: &str, needle: &str) {
+    fn assert_err<T: std::fmt::Debug>(r: Result<T, SpecError>, input: &str, needle: &str) {
         let e = r.expect_err(input);
         assert!(
             e.message.contains(&format!("'{input}'")),
