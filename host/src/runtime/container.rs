@@ -665,6 +665,14 @@ impl Runtime {
                 }
             }
             cgroup.destroy()?;
+            // The shared "mydocker" parent goes too once it is empty, so a
+            // machine without containers carries no trace of us (rmdir
+            // fails harmlessly while other containers use it).
+            for dir in cgroup.paths() {
+                if let Some(parent) = dir.parent() {
+                    let _ = std::fs::remove_dir(parent);
+                }
+            }
             status.attachments.clear();
             if status.state != State::Exited || status.exit_code.is_none() {
                 status.exit_code = exit_code.or(status.exit_code);
