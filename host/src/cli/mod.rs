@@ -6,6 +6,7 @@ mod driver;
 mod image;
 mod network;
 mod output;
+mod scaffold;
 mod terminal;
 
 use std::path::PathBuf;

@@ -130,11 +130,28 @@ impl DriverEngine {
         })
     }
 
+    /// The version of the `mydocker:network` contract a component was
+    /// built against, read from its export/import names.
+    pub fn contract_version(&self, component: &Component) -> Option<String> {
+        let ty = component.component_type();
+        let names: Vec<String> = ty
+            .exports(&self.engine)
+            .map(|(n, _)| n.to_string())
+            .chain(ty.imports(&self.engine).map(|(n, _)| n.to_string()))
+            .collect();
+        names.iter().find_map(|n| {
+            n.strip_prefix("mydocker:network/")
+                .and_then(|rest| rest.split_once('@'))
+                .map(|(_, v)| v.to_string())
+        })
+    }
+
     pub fn limits(&self) -> Limits {
         self.limits
     }
 
-    fn cache_path(&self, sha256: &str) -> PathBuf {
+    /// Where the precompiled artifact of a driver lives.
+    pub fn cache_path(&self, sha256: &str) -> PathBuf {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut h);
         self.cache_dir

@@ -113,6 +113,8 @@ pub struct CallContext {
     undo: Vec<Undo>,
     /// Host links created during this call (name), for reporting.
     pub created_links: Vec<String>,
+    /// Other networks of the same driver (`driver-networks`).
+    pub peers: Vec<wit::NetworkConfig>,
 }
 
 impl CallContext {
@@ -124,7 +126,14 @@ impl CallContext {
             scope,
             undo: Vec::new(),
             created_links: Vec::new(),
+            peers: Vec::new(),
         }
+    }
+
+    /// Sets what `driver-networks` returns.
+    pub fn with_peers(mut self, peers: Vec<wit::NetworkConfig>) -> Self {
+        self.peers = peers;
+        self
     }
 
     /// Forgets the recorded inverses: the call succeeded.
@@ -421,6 +430,13 @@ impl wit_host::Host for CallContext {
             mac: l.mac,
             up: l.up,
         }))
+    }
+
+    fn driver_networks(&mut self) -> Result<Vec<wit::NetworkConfig>, DErr> {
+        if matches!(self.scope, Scope::Info) {
+            return Err(DErr::Denied("info() may not call the host".into()));
+        }
+        Ok(self.peers.clone())
     }
 
     fn default_route_interface(&mut self) -> Result<Option<String>, DErr> {

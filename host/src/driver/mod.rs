@@ -8,4 +8,4 @@ pub mod registry;
 
 pub use engine::{DriverCallError, DriverEngine, Limits};
 pub use host_impl::{CallContext, ContainerNs, HostSys, Scope};
-pub use registry::{Driver, DriverInfo, DriverSource, Registry, RegistryError};
+pub use registry::{Driver, DriverInfo, DriverSource, Registry, RegistryError, KNOWN_CAPABILITIES};

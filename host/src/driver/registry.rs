@@ -39,6 +39,22 @@ pub enum RegistryError {
         recorded: String,
         actual: String,
     },
+    #[error("driver {name} asks for capability '{capability}', which mydocker does not know (known: {known})")]
+    UnknownCapability {
+        name: String,
+        capability: String,
+        known: String,
+    },
+    #[error("--allow {capability}: driver {name} does not ask for it (it asks for: {asked})")]
+    NotRequested {
+        name: String,
+        capability: String,
+        asked: String,
+    },
+    #[error("{name} is a built-in driver and cannot be removed")]
+    Builtin { name: String },
+    #[error("driver {name} is used by network(s) {networks}; remove them first")]
+    InUse { name: String, networks: String },
     #[error(transparent)]
     Call(#[from] DriverCallError),
     #[error(transparent)]
@@ -112,6 +128,18 @@ pub struct Registry {
     engine: Arc<DriverEngine>,
     sys: Arc<HostSys>,
 }
+
+/// Capabilities the host implements; a driver asking for anything else is
+/// refused at install.
+pub const KNOWN_CAPABILITIES: &[&str] = &[
+    "bridge",
+    "veth",
+    "macvlan",
+    "ipvlan",
+    "nat",
+    "publish-port",
+    "sysctl:ip_forward",
+];
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -214,6 +242,21 @@ impl Registry {
                 DriverCallError::Load { reason, .. } => invalid(reason),
                 other => RegistryError::Call(other),
             })?;
+        // A driver built for another contract version would fail to link
+        // with a cryptic message; say which versions are involved instead.
+        match self.engine.contract_version(&component) {
+            Some(v) if !api_compatible(&v) => {
+                return Err(invalid(format!(
+                    "it was built for contract mydocker:network@{v}, this mydocker implements @{API_VERSION}"
+                )))
+            }
+            Some(_) => {}
+            None => {
+                return Err(invalid(format!(
+                    "it does not export the mydocker:network@{API_VERSION} driver interface"
+                )))
+            }
+        }
         let ctx = CallContext::new(label, BTreeSet::new(), self.sys.clone(), Scope::Info);
         let info: DriverInfo = match self.engine.info(&component, ctx) {
             Ok(info) => info.into(),
@@ -314,9 +357,19 @@ impl Registry {
         self.install(path, None)
     }
 
-    /// Validates a .wasm driver and records it under its own name. Reusing
-    /// an identical file is a no-op.
+    /// Validates a .wasm driver and records it under its own name (or
+    /// `name`), granting `allow` (default: everything it declares).
+    /// Reinstalling an identical file is a no-op.
     pub fn install(&self, path: &Path, name: Option<&str>) -> Result<Driver, RegistryError> {
+        self.install_with(path, name, None)
+    }
+
+    pub fn install_with(
+        &self,
+        path: &Path,
+        name: Option<&str>,
+        allow: Option<&BTreeSet<String>>,
+    ) -> Result<Driver, RegistryError> {
         let bytes = std::fs::read(path).map_err(|error| RegistryError::Read {
             path: path.to_path_buf(),
             error,
@@ -327,6 +380,34 @@ impl Registry {
         let name = name
             .map(str::to_string)
             .unwrap_or_else(|| driver.info.name.clone());
+        if !valid_driver_name(&name) {
+            return Err(RegistryError::Invalid {
+                path: label,
+                reason: format!("'{name}' is not a valid driver name (a-z, 0-9, '-', '_')"),
+            });
+        }
+        for cap in &driver.info.capabilities {
+            if !KNOWN_CAPABILITIES.contains(&cap.as_str()) {
+                return Err(RegistryError::UnknownCapability {
+                    name,
+                    capability: cap.clone(),
+                    known: KNOWN_CAPABILITIES.join(", "),
+                });
+            }
+        }
+        let granted: BTreeSet<String> = match allow {
+            None => driver.info.capabilities.iter().cloned().collect(),
+            Some(allow) => {
+                if let Some(extra) = allow.iter().find(|c| !driver.info.capabilities.contains(c)) {
+                    return Err(RegistryError::NotRequested {
+                        name,
+                        capability: extra.clone(),
+                        asked: driver.info.capabilities.join(", "),
+                    });
+                }
+                allow.clone()
+            }
+        };
         if let Some(builtin) = Self::builtin(&name) {
             let existing = sha256_hex(builtin);
             if existing == sha {
@@ -338,6 +419,7 @@ impl Registry {
         if let Some(meta) = store::read_json::<InstalledMeta>(&self.meta_path(&name))? {
             if meta.sha256 == sha {
                 driver.granted = meta.granted.into_iter().collect();
+                driver.info.name = name;
                 return Ok(driver);
             }
             return Err(RegistryError::NameTaken {
@@ -354,11 +436,62 @@ impl Registry {
                 .unwrap_or_else(|_| path.to_path_buf())
                 .display()
                 .to_string(),
-            granted: driver.info.capabilities.clone(),
+            granted: granted.iter().cloned().collect(),
         };
         store::write_json(&self.meta_path(&name), &meta)?;
         driver.info.name = name;
+        driver.granted = granted;
         Ok(driver)
+    }
+
+    /// Validates a .wasm driver without registering it.
+    pub fn probe(&self, path: &Path) -> Result<Driver, RegistryError> {
+        let bytes = std::fs::read(path).map_err(|error| RegistryError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let sha = sha256_hex(&bytes);
+        self.load_bytes(
+            &path.display().to_string(),
+            &bytes,
+            &sha,
+            DriverSource::Installed,
+            None,
+        )
+    }
+
+    /// Removes an installed driver, its file and its compiled artifact.
+    /// `users` are the networks still using it (refused if any).
+    pub fn remove(&self, name: &str, users: &[String]) -> Result<(), RegistryError> {
+        if Self::builtin(name).is_some() {
+            return Err(RegistryError::Builtin {
+                name: name.to_string(),
+            });
+        }
+        if !valid_driver_name(name) {
+            return Err(self.unknown(name));
+        }
+        let Some(meta) = store::read_json::<InstalledMeta>(&self.meta_path(name))? else {
+            return Err(self.unknown(name));
+        };
+        if !users.is_empty() {
+            return Err(RegistryError::InUse {
+                name: name.to_string(),
+                networks: users.join(", "),
+            });
+        }
+        // The metadata goes first: without it the driver no longer exists.
+        store::remove_file(&self.meta_path(name))?;
+        store::remove_file(&self.wasm_path(name))?;
+        store::remove_file(&self.engine.cache_path(&meta.sha256))?;
+        Ok(())
+    }
+
+    /// The file a driver is loaded from (`None` for built-ins) and where it
+    /// was installed from.
+    pub fn files(&self, name: &str) -> Option<(PathBuf, String)> {
+        let meta = store::read_json::<InstalledMeta>(&self.meta_path(name)).ok()??;
+        Some((self.wasm_path(name), meta.original_path))
     }
 
     /// Every known driver, loaded. Drivers that fail to load are reported

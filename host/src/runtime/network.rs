@@ -19,7 +19,9 @@ use serde::{Deserialize, Serialize};
 use super::ipam::{self, IpamError, Pool};
 use super::Runtime;
 use crate::driver::bindings::{from_cidr, from_ipv4, wit};
-use crate::driver::{CallContext, ContainerNs, Driver, DriverCallError, RegistryError, Scope};
+use crate::driver::{
+    CallContext, ContainerNs, Driver, DriverCallError, DriverSource, RegistryError, Scope,
+};
 use crate::store::{self, Lock, StoreError};
 
 /// Names reserved by `--net` for special modes.
@@ -64,6 +66,13 @@ pub enum NetworkError {
     Driver(#[from] DriverCallError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error("network {network} was created with driver {driver} sha256 {recorded}…, but the installed {driver} is {actual}…; reinstall the driver it was created with")]
+    DriverChanged {
+        network: String,
+        driver: String,
+        recorded: String,
+        actual: String,
+    },
     #[error("{0}")]
     Sys(String),
 }
@@ -374,17 +383,38 @@ impl Runtime {
         )?)
     }
 
+    /// The driver a network was created with — the same code, or an error
+    /// saying it changed. Built-in drivers change with the mydocker binary
+    /// and are trusted to keep their networks working.
     fn driver_for(&self, network: &NetworkRecord) -> Result<Driver> {
-        Ok(self.registry()?.get(&network.driver.name)?)
+        let driver = self.registry()?.get(&network.driver.name)?;
+        if driver.sha256 != network.driver.sha256 && driver.source != DriverSource::Builtin {
+            return Err(NetworkError::DriverChanged {
+                network: network.name.clone(),
+                driver: network.driver.name.clone(),
+                recorded: network.driver.sha256[..12.min(network.driver.sha256.len())].to_string(),
+                actual: driver.sha256[..12].to_string(),
+            });
+        }
+        Ok(driver)
     }
 
-    fn call_context(&self, driver: &Driver, scope: Scope) -> Result<CallContext> {
+    /// The context of one driver call. `network` is the network the call is
+    /// about; every other network of the same driver is visible read-only.
+    fn call_context(&self, driver: &Driver, network: &str, scope: Scope) -> Result<CallContext> {
+        let peers = self
+            .networks()?
+            .into_iter()
+            .filter(|n| n.driver.name == driver.name() && n.name != network)
+            .map(|n| n.to_wit())
+            .collect();
         Ok(CallContext::new(
             driver.name(),
             driver.granted.clone(),
             self.registry()?.sys().clone(),
             scope,
-        ))
+        )
+        .with_peers(peers))
     }
 
     /// `mydocker network create`.
@@ -431,7 +461,7 @@ impl Runtime {
             driver_data: Vec::new(),
             created: now_unix(),
         };
-        let ctx = self.call_context(&driver, Scope::Network { subnet })?;
+        let ctx = self.call_context(&driver, &record.name, Scope::Network { subnet })?;
         let config = record.to_wit();
         let data = self
             .registry()?
@@ -460,6 +490,7 @@ impl Runtime {
     fn call_delete_network(&self, driver: &Driver, record: &NetworkRecord) -> Result<()> {
         let ctx = self.call_context(
             driver,
+            &record.name,
             Scope::Network {
                 subnet: record.subnet,
             },
@@ -570,6 +601,7 @@ impl Runtime {
         };
         let ctx = match self.call_context(
             &driver,
+            &record.name,
             Scope::Endpoint {
                 subnet: record.subnet,
                 address,
@@ -627,6 +659,7 @@ impl Runtime {
         };
         let ctx = self.call_context(
             driver,
+            &record.name,
             Scope::Endpoint {
                 subnet: record.subnet,
                 address: endpoint.address,

@@ -40,14 +40,61 @@ fn main() {
 
     mydocker(&sb, &["images"]);
     mydocker(&sb, &["driver", "list"]);
-    mydocker(&sb, &["network", "create", "--driver", "bridge", "--subnet", "10.0.0.1/24", "testbridge"]);
-    mydocker(&sb, &["network", "list"]);
-    mydocker(&sb, &["run", "-d", "-name", "c1", "-net", "testbridge", "busybox", "sleep", "3600"]);
-    mydocker(&sb, &["run", "-d", "-name", "c2", "-net", "testbridge", "busybox", "sleep", "3600"]);
     mydocker(
         &sb,
         &[
-            "run", "-d", "--name", "web", "-p", "8080:80", "--net", "testbridge", "busybox", "sh", "-c",
+            "network",
+            "create",
+            "--driver",
+            "bridge",
+            "--subnet",
+            "10.0.0.1/24",
+            "testbridge",
+        ],
+    );
+    mydocker(&sb, &["network", "list"]);
+    mydocker(
+        &sb,
+        &[
+            "run",
+            "-d",
+            "-name",
+            "c1",
+            "-net",
+            "testbridge",
+            "busybox",
+            "sleep",
+            "3600",
+        ],
+    );
+    mydocker(
+        &sb,
+        &[
+            "run",
+            "-d",
+            "-name",
+            "c2",
+            "-net",
+            "testbridge",
+            "busybox",
+            "sleep",
+            "3600",
+        ],
+    );
+    mydocker(
+        &sb,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "web",
+            "-p",
+            "8080:80",
+            "--net",
+            "testbridge",
+            "busybox",
+            "sh",
+            "-c",
             "while true; do echo hello from the web container | nc -l -p 80; done",
         ],
     );
@@ -68,9 +115,16 @@ fn main() {
             !reply.is_empty()
         });
         println!("{reply}");
-        assert!(reply.contains("hello"), "the published port did not answer from {label}");
+        assert!(
+            reply.contains("hello"),
+            "the published port did not answer from {label}"
+        );
     }
-    show(&sb.host, "host", &["sh", "-c", "iptables-save -t nat | grep MYDOCKER"]);
+    show(
+        &sb.host,
+        "host",
+        &["sh", "-c", "iptables-save -t nat | grep MYDOCKER"],
+    );
 
     mydocker(&sb, &["stop", "-t", "1", "c1", "c2", "web"]);
     mydocker(&sb, &["rm", "c1", "c2", "web"]);
