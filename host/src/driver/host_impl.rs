@@ -273,6 +273,16 @@ fn nl_err(e: NetlinkError) -> DErr {
     }
 }
 
+/// EOPNOTSUPP when creating a link means the kernel lacks that link type.
+fn unsupported_kind(e: NetlinkError, kind: &str, config: &str) -> DErr {
+    if e.to_string().contains("Operation not supported") {
+        return DErr::HostFailure(format!(
+            "this kernel cannot create {kind} links ({config} is not enabled)"
+        ));
+    }
+    nl_err(e)
+}
+
 fn port_rules(mappings: &[wit::PortMapping], dest: Ipv4Addr) -> Result<Vec<Rule>, DErr> {
     mappings
         .iter()
@@ -359,7 +369,7 @@ impl wit_host::Host for CallContext {
         let container = self.container()?;
         let nl = self.netlink_for(false)?;
         nl.create_macvlan(&name, &parent, mode, container.fd.as_fd())
-            .map_err(nl_err)?;
+            .map_err(|e| unsupported_kind(e, "macvlan", "CONFIG_MACVLAN"))?;
         self.undo.push(Undo::DeleteLink {
             container: true,
             name,
@@ -384,7 +394,7 @@ impl wit_host::Host for CallContext {
         let container = self.container()?;
         let nl = self.netlink_for(false)?;
         nl.create_ipvlan(&name, &parent, mode, container.fd.as_fd())
-            .map_err(nl_err)?;
+            .map_err(|e| unsupported_kind(e, "ipvlan", "CONFIG_IPVLAN"))?;
         self.undo.push(Undo::DeleteLink {
             container: true,
             name,

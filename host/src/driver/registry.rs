@@ -324,13 +324,16 @@ impl Registry {
                 actual,
             });
         }
-        self.load_bytes(
+        let mut driver = self.load_bytes(
             name,
             &bytes,
             &actual,
             DriverSource::Installed,
             Some(meta.granted.into_iter().collect()),
-        )
+        )?;
+        // Installed under another name (--name): that is its name here.
+        driver.info.name = name.to_string();
+        Ok(driver)
     }
 
     /// Resolves what the user typed after `--driver`: a registered name, a
