@@ -93,6 +93,10 @@ fn article_scenario_end_to_end() {
         "sleep",
         "1000",
     ]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.mydocker_ok(&["inspect", "c1"])).unwrap();
+    assert_eq!(inspect[0]["networks"][0]["address"], "10.0.0.2");
+    assert_eq!(inspect[0]["state"], "running");
     let c1 = sb.container("c1").unwrap();
     let c2 = sb.container("c2").unwrap();
     assert_eq!(c1["ips"][0]["address"], "10.0.0.2");
@@ -271,6 +275,60 @@ fn memory_limit_kills_a_process_over_it() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+#[test]
+fn cpu_limits_land_in_the_container_cgroup() {
+    let sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&[
+        "run",
+        "-d",
+        "--name",
+        "cpu",
+        "--net",
+        "none",
+        "--cpus",
+        "0.5",
+        "--cpuset-cpus",
+        "0",
+        "-m",
+        "64m",
+        "busybox",
+        "sleep",
+        "1000",
+    ]);
+    let id = id_of(&sb, "cpu");
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
+    if std::path::Path::new("/sys/fs/cgroup/cgroup.controllers").exists() {
+        let dir = format!("/sys/fs/cgroup/mydocker/{id}");
+        assert_eq!(read(&format!("{dir}/cpu.max")), "50000 100000");
+        assert_eq!(read(&format!("{dir}/cpuset.cpus")), "0");
+        assert_eq!(read(&format!("{dir}/memory.max")), "67108864");
+    } else {
+        assert_eq!(
+            read(&format!(
+                "/sys/fs/cgroup/cpu/mydocker/{id}/cpu.cfs_quota_us"
+            )),
+            "50000"
+        );
+        assert_eq!(
+            read(&format!("/sys/fs/cgroup/cpuset/mydocker/{id}/cpuset.cpus")),
+            "0"
+        );
+        assert_eq!(
+            read(&format!(
+                "/sys/fs/cgroup/memory/mydocker/{id}/memory.limit_in_bytes"
+            )),
+            "67108864"
+        );
+    }
+    sb.mydocker_ok(&["rm", "-f", "cpu"]);
+    assert_nothing_left(&sb, &[id]);
 }
 
 #[test]

@@ -365,6 +365,30 @@ pub fn ps(rt: &Runtime, all: bool, format: Format) -> Result<()> {
     Ok(())
 }
 
+pub fn inspect(rt: &Runtime, names: &[String]) -> Result<()> {
+    let ids = names
+        .iter()
+        .map(|n| rt.find_container(n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let all = rt.containers()?;
+    let v: Vec<_> = ids
+        .iter()
+        .filter_map(|id| all.iter().find(|c| &c.config.id == id))
+        .map(|c| {
+            json!({
+                "id": c.config.id,
+                "name": c.config.name,
+                "state": if c.alive { "running" } else if c.status.state == State::Created { "created" } else { "exited" },
+                "config": c.config,
+                "status": c.status,
+                "networks": c.status.attachments,
+            })
+        })
+        .collect();
+    println!("{}", serde_json::to_string_pretty(&v)?);
+    Ok(())
+}
+
 pub fn logs(rt: &Runtime, container: &str, follow: bool) -> Result<()> {
     let id = rt.find_container(container)?;
     let path = rt.log_path(&id);

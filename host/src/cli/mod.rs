@@ -60,6 +60,11 @@ pub enum Command {
         #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
         command: Vec<String>,
     },
+    /// Show containers in detail (JSON): config, state, pid, addresses.
+    Inspect {
+        #[arg(required = true)]
+        containers: Vec<String>,
+    },
     /// Stop running containers (SIGTERM, then SIGKILL after the timeout).
     Stop {
         /// Seconds to wait before killing.
@@ -116,6 +121,7 @@ pub fn run(cli: Cli) -> Result<i32> {
             container,
             command,
         } => return container::exec(&rt, &container, interactive, tty, command),
+        Command::Inspect { containers } => container::inspect(&rt, &containers)?,
         Command::Stop { time, containers } => container::stop(&rt, &containers, time)?,
         Command::Rm { force, containers } => container::rm(&rt, &containers, force)?,
         Command::Images { format } => image::list(&rt, format)?,
