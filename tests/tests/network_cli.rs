@@ -153,13 +153,14 @@ fn driver_list_shows_builtin_bridge_and_cache_is_reused() {
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(
         lines[0].split_whitespace().collect::<Vec<_>>(),
-        ["NAME", "VERSION", "API", "SHA256", "SOURCE"]
+        ["NAME", "VERSION", "API", "CAPABILITIES", "SHA256", "SOURCE"]
     );
     let row: Vec<&str> = lines[1].split_whitespace().collect();
     assert_eq!(row[0], "bridge");
     assert_eq!(row[2], "0.1.0");
-    assert_eq!(row[3].len(), 12);
-    assert_eq!(row[4], "builtin");
+    assert_eq!(row[3], "bridge,veth,nat,publish-port,sysctl:ip_forward");
+    assert_eq!(row[4].len(), 12);
+    assert_eq!(row[5], "builtin");
 
     // The first use compiled the driver into the cache ...
     let cache: Vec<_> = std::fs::read_dir(sb.root.path().join("cache"))
@@ -173,7 +174,7 @@ fn driver_list_shows_builtin_bridge_and_cache_is_reused() {
         .unwrap()
         .to_str()
         .unwrap()
-        .starts_with(&row[3][..12]));
+        .starts_with(&row[4][..12]));
     let before = std::fs::metadata(&cached).unwrap();
 
     // ... and later uses load it instead of recompiling: the file is not

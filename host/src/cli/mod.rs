@@ -95,9 +95,18 @@ pub enum Command {
     /// Manage network drivers.
     #[command(subcommand)]
     Driver(driver::DriverCommand),
+    /// Maintenance.
+    #[command(subcommand)]
+    System(SystemCommand),
     /// Internal: supervises a detached container.
     #[command(name = "__supervise", hide = true)]
     Supervise { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Finish the undo of operations interrupted by a killed mydocker.
+    Gc,
 }
 
 /// Output format of list/inspect commands.
@@ -129,6 +138,17 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Network(cmd) => network::run(&rt, cmd)?,
         Command::Driver(cmd) => driver::run(&rt, cmd)?,
         Command::Supervise { id } => return container::supervise(&rt, &id),
+        Command::System(SystemCommand::Gc) => {
+            // Runtime::open already recovered what it found; report anything
+            // a concurrent process left meanwhile too.
+            let lines = rt.recover_journals();
+            if lines.is_empty() {
+                println!("nothing to recover");
+            }
+            for line in lines {
+                println!("{line}");
+            }
+        }
     }
     Ok(0)
 }

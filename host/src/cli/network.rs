@@ -21,6 +21,9 @@ pub enum NetworkCommand {
         /// Driver option KEY=VALUE (repeatable), e.g. -o bridge_name=mybr0.
         #[arg(short = 'o', long = "opt")]
         options: Vec<String>,
+        /// Run the driver against a recording host and print what it would do; change nothing.
+        #[arg(long)]
+        dry_run: bool,
         /// Network name.
         name: String,
     },
@@ -77,18 +80,30 @@ pub fn run(rt: &Runtime, cmd: NetworkCommand) -> Result<()> {
             subnet,
             gateway,
             options,
+            dry_run,
             name,
         } => {
-            let rec = rt
-                .create_network(&CreateNetwork {
-                    name: name.clone(),
-                    driver,
-                    subnet,
-                    gateway,
-                    options,
-                })
-                .with_context(|| format!("cannot create network {name}"))?;
-            println!("{}", rec.name);
+            let req = CreateNetwork {
+                name: name.clone(),
+                driver,
+                subnet,
+                gateway,
+                options,
+            };
+            if dry_run {
+                let plan = rt
+                    .plan_network(&req)
+                    .with_context(|| format!("cannot create network {name}"))?;
+                println!("network {name} would be created by:");
+                for step in plan {
+                    println!("  {step}");
+                }
+            } else {
+                let rec = rt
+                    .create_network(&req)
+                    .with_context(|| format!("cannot create network {name}"))?;
+                println!("{}", rec.name);
+            }
         }
         NetworkCommand::List { format } => {
             let nets = rt.networks()?;

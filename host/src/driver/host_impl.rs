@@ -1,19 +1,22 @@
 //! The host side of the contract: what a driver may do during one call.
 //!
-//! Every import checks the driver's granted capabilities and the call's
-//! scope before it touches the kernel, and every change it makes pushes its
-//! inverse onto `undo`, so a failed or trapped call can be rolled back in
-//! reverse order.
+//! Every import checks, before it touches the kernel: the driver's granted
+//! capabilities, the call's scope (the container namespace only during
+//! connect/disconnect), ownership (a driver may change only links it made
+//! for this network or endpoint) and a per-call quota of changes. Every
+//! change writes its inverse to the journal first, so a failed or trapped
+//! call — or a killed mydocker — can be rolled back in reverse order.
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use ipnet::Ipv4Net;
 use netlink_packet_route::link::{IpVlanMode, MacVlanMode};
 
 use super::bindings::{to_ipv4, wit, wit_host};
+use super::journal::{Journal, Undo};
 use crate::sys::firewall::{Firewall, Protocol, Rule};
 use crate::sys::netlink::{Netlink, NetlinkError};
 use crate::sys::sysctl::{self, Sysctl};
@@ -77,32 +80,11 @@ pub enum Scope {
     },
 }
 
-/// One recorded inverse of a change a driver made.
-#[derive(Debug)]
-enum Undo {
-    DeleteLink {
-        container: bool,
-        name: String,
-    },
-    DeleteAddress {
-        container: bool,
-        name: String,
-        addr: Ipv4Addr,
-        prefix: u8,
-    },
-    DeleteDefaultRoute {
-        container: bool,
-        gateway: Ipv4Addr,
-    },
-    Firewall {
-        add: Vec<Rule>,
-        remove: Vec<Rule>,
-    },
-    Sysctl {
-        key: Sysctl,
-        old: String,
-    },
-}
+/// Most changes one driver call may make (a runaway loop creating links
+/// is stopped long before it exhausts the kernel).
+pub const MAX_CHANGES_PER_CALL: usize = 256;
+/// Most port mappings accepted in one publish/unpublish.
+const MAX_PORTS_PER_CALL: usize = 1024;
 
 /// Everything the host knows during one driver call.
 pub struct CallContext {
@@ -111,10 +93,20 @@ pub struct CallContext {
     pub sys: Arc<HostSys>,
     pub scope: Scope,
     undo: Vec<Undo>,
-    /// Host links created during this call (name), for reporting.
-    pub created_links: Vec<String>,
+    journal: Option<Arc<Mutex<Journal>>>,
+    changes: usize,
+    /// Links this driver owns for the network/endpoint of this call, as
+    /// (in the container namespace?, name). Grows with what it creates.
+    owned: BTreeSet<(bool, String)>,
+    /// Links created during this call, as (in the container?, name): the
+    /// host records them as owned by the network or endpoint.
+    pub created: Vec<(bool, String)>,
     /// Other networks of the same driver (`driver-networks`).
     pub peers: Vec<wit::NetworkConfig>,
+    /// Record mutations instead of applying them (`--dry-run`).
+    dry_run: bool,
+    /// What a dry run would have done, one line per operation.
+    pub planned: Vec<String>,
 }
 
 impl CallContext {
@@ -125,9 +117,35 @@ impl CallContext {
             sys,
             scope,
             undo: Vec::new(),
-            created_links: Vec::new(),
+            journal: None,
+            changes: 0,
+            owned: BTreeSet::new(),
+            created: Vec::new(),
             peers: Vec::new(),
+            dry_run: false,
+            planned: Vec::new(),
         }
+    }
+
+    /// Links the driver may change in this call (recorded at earlier
+    /// create-network / connect calls), as (in the container?, name).
+    pub fn with_owned(mut self, owned: impl IntoIterator<Item = (bool, String)>) -> Self {
+        self.owned.extend(owned);
+        self
+    }
+
+    /// Writes every inverse to `journal` before the change is applied. The
+    /// caller keeps a handle and finishes the journal when the whole
+    /// operation (driver call and bookkeeping around it) is over.
+    pub fn with_journal(mut self, journal: Arc<Mutex<Journal>>) -> Self {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Records mutations without applying them.
+    pub fn dry_run(mut self) -> Self {
+        self.dry_run = true;
+        self
     }
 
     /// Sets what `driver-networks` returns.
@@ -141,55 +159,78 @@ impl CallContext {
         self.undo.clear();
     }
 
+    /// Counts one change against the quota and journals its inverse
+    /// *before* the change is made. In a dry run, records `plan` instead
+    /// and tells the caller to skip the change (returns false).
+    fn before_change(&mut self, plan: String, inverse: Option<Undo>) -> Result<bool, DErr> {
+        self.changes += 1;
+        if self.changes > MAX_CHANGES_PER_CALL {
+            return Err(DErr::Denied(format!(
+                "driver {} exceeded its quota of {MAX_CHANGES_PER_CALL} changes in one call",
+                self.driver
+            )));
+        }
+        if self.dry_run {
+            self.planned.push(plan);
+            return Ok(false);
+        }
+        if let (Some(j), Some(step)) = (self.journal.as_ref(), inverse.as_ref()) {
+            j.lock()
+                .map_err(|_| DErr::HostFailure("rollback journal poisoned".into()))?
+                .record(step)
+                .map_err(|e| {
+                    DErr::HostFailure(format!("cannot write the rollback journal: {e}"))
+                })?;
+        }
+        Ok(true)
+    }
+
+    /// The change is applied: remember how to undo it in this process.
+    fn after_change(&mut self, inverse: Option<Undo>) {
+        if let Some(step) = inverse {
+            self.undo.push(step);
+        }
+        fault_point("driver-change", self.changes);
+    }
+
+    fn require_owned(&self, container: bool, name: &str) -> Result<(), DErr> {
+        if self.dry_run || self.owned.contains(&(container, name.to_string())) {
+            return Ok(());
+        }
+        // The container's loopback belongs to the container being joined.
+        if container && name == "lo" {
+            return Ok(());
+        }
+        tracing::warn!(driver = %self.driver, link = name, "denied: link not owned");
+        Err(DErr::Denied(format!(
+            "driver {} may not change link {name}{}: it did not create it for this network or endpoint",
+            self.driver,
+            if container { " in the container" } else { "" }
+        )))
+    }
+
+    fn own(&mut self, container: bool, name: &str) {
+        self.owned.insert((container, name.to_string()));
+        self.created.push((container, name.to_string()));
+    }
+
     /// Applies the recorded inverses in reverse order; returns what could
     /// not be undone (each message names the thing).
     pub fn rollback(&mut self) -> Vec<String> {
         let mut failures = Vec::new();
+        let container = match &self.scope {
+            Scope::Endpoint {
+                container: Some(c), ..
+            } => Some(&c.netlink),
+            _ => None,
+        };
         while let Some(step) = self.undo.pop() {
             tracing::debug!(driver = %self.driver, ?step, "rolling back");
-            if let Err(e) = self.apply_undo(&step) {
+            if let Err(e) = apply_kernel_undo(&self.sys, container, &step) {
                 failures.push(e);
             }
         }
         failures
-    }
-
-    fn apply_undo(&self, step: &Undo) -> Result<(), String> {
-        let ignore_missing = |r: Result<(), NetlinkError>| match r {
-            Err(e) if !e.is_not_found() => Err(e.to_string()),
-            _ => Ok(()),
-        };
-        match step {
-            Undo::DeleteLink { container, name } => ignore_missing(
-                self.netlink_for(*container)
-                    .map_err(err_text)?
-                    .delete_link(name),
-            ),
-            Undo::DeleteAddress {
-                container,
-                name,
-                addr,
-                prefix,
-            } => ignore_missing(
-                self.netlink_for(*container)
-                    .map_err(err_text)?
-                    .delete_address(name, *addr, *prefix),
-            ),
-            Undo::DeleteDefaultRoute { container, gateway } => {
-                // A route vanishes with its link; a missing route is fine.
-                let _ = self
-                    .netlink_for(*container)
-                    .map_err(err_text)?
-                    .delete_default_route(*gateway);
-                Ok(())
-            }
-            Undo::Firewall { add, remove } => self
-                .sys
-                .firewall()?
-                .apply(add, remove)
-                .map_err(|e| e.to_string()),
-            Undo::Sysctl { key, old } => sysctl::write(*key, old).map_err(|e| e.to_string()),
-        }
     }
 
     fn require(&self, capability: &str) -> Result<(), DErr> {
@@ -253,8 +294,69 @@ impl CallContext {
     }
 }
 
-fn err_text(e: DErr) -> String {
-    e.to_string()
+/// Applies one inverse to the kernel. `container` is the container's
+/// namespace when still known; without it container-side steps are skipped
+/// (those links die with the namespace). IPAM steps are the runtime's.
+pub fn apply_kernel_undo(
+    sys: &HostSys,
+    container: Option<&Netlink>,
+    step: &Undo,
+) -> Result<(), String> {
+    let nl = |in_container: bool| -> Result<Option<&Netlink>, String> {
+        if in_container {
+            Ok(container)
+        } else {
+            sys.netlink().map(Some)
+        }
+    };
+    let ignore_missing = |r: Result<(), NetlinkError>| match r {
+        Err(e) if !e.is_not_found() => Err(e.to_string()),
+        _ => Ok(()),
+    };
+    match step {
+        Undo::DeleteLink { container, name } => match nl(*container)? {
+            Some(n) => ignore_missing(n.delete_link(name)),
+            None => Ok(()),
+        },
+        Undo::DeleteAddress {
+            container,
+            name,
+            addr,
+            prefix,
+        } => match nl(*container)? {
+            Some(n) => ignore_missing(n.delete_address(name, *addr, *prefix)),
+            None => Ok(()),
+        },
+        Undo::DeleteDefaultRoute { container, gateway } => {
+            // A route vanishes with its link; a missing route is fine.
+            if let Some(n) = nl(*container)? {
+                let _ = n.delete_default_route(*gateway);
+            }
+            Ok(())
+        }
+        Undo::Firewall { add, remove } => sys
+            .firewall()?
+            .apply(add, remove)
+            .map_err(|e| e.to_string()),
+        Undo::Sysctl { key, old } => sysctl::write(*key, old).map_err(|e| e.to_string()),
+        Undo::ReleaseAddress { .. } | Undo::Operation { .. } => Ok(()),
+    }
+}
+
+/// Test hook: with `MYDOCKER_FAULT=<point>:<n>` in a debug build, the
+/// process SIGKILLs itself at the n-th pass through `point`, to prove that
+/// the journal brings the machine back.
+pub fn fault_point(point: &str, n: usize) {
+    #[cfg(debug_assertions)]
+    if let Ok(spec) = std::env::var("MYDOCKER_FAULT") {
+        if let Some((p, count)) = spec.split_once(':') {
+            if p == point && count.parse::<usize>().ok() == Some(n) {
+                let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+            }
+        }
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = (point, n);
 }
 
 fn valid_name(name: &str) -> Result<(), DErr> {
@@ -326,12 +428,22 @@ impl wit_host::Host for CallContext {
         self.require("bridge")?;
         valid_name(&name)?;
         let nl = self.netlink_for(false)?;
-        nl.create_bridge(&name).map_err(nl_err)?;
-        self.created_links.push(name.clone());
-        self.undo.push(Undo::DeleteLink {
+        if nl.link(&name).map_err(nl_err)?.is_some() {
+            return Err(DErr::InvalidOption(format!(
+                "a link named {name} already exists on the host"
+            )));
+        }
+        let undo = Undo::DeleteLink {
             container: false,
-            name,
-        });
+            name: name.clone(),
+        };
+        if self.before_change(format!("create bridge {name}"), Some(undo.clone()))? {
+            self.netlink_for(false)?
+                .create_bridge(&name)
+                .map_err(nl_err)?;
+            self.after_change(Some(undo));
+        }
+        self.own(false, &name);
         Ok(())
     }
 
@@ -339,15 +451,21 @@ impl wit_host::Host for CallContext {
         self.require("veth")?;
         valid_name(&host_name)?;
         valid_name(&container_name)?;
-        let container = self.container()?;
-        let nl = self.netlink_for(false)?;
-        nl.create_veth(&host_name, &container_name, container.fd.as_fd())
-            .map_err(nl_err)?;
-        self.created_links.push(host_name.clone());
-        self.undo.push(Undo::DeleteLink {
+        self.container()?;
+        let undo = Undo::DeleteLink {
             container: false,
-            name: host_name,
-        });
+            name: host_name.clone(),
+        };
+        let plan = format!("create veth {host_name} with peer {container_name} in the container");
+        if self.before_change(plan, Some(undo.clone()))? {
+            let container = self.container()?;
+            self.netlink_for(false)?
+                .create_veth(&host_name, &container_name, container.fd.as_fd())
+                .map_err(nl_err)?;
+            self.after_change(Some(undo));
+        }
+        self.own(false, &host_name);
+        self.own(true, &container_name);
         Ok(())
     }
 
@@ -366,14 +484,20 @@ impl wit_host::Host for CallContext {
             wit::MacvlanMode::Vepa => MacVlanMode::Vepa,
             wit::MacvlanMode::Passthru => MacVlanMode::Passthrough,
         };
-        let container = self.container()?;
-        let nl = self.netlink_for(false)?;
-        nl.create_macvlan(&name, &parent, mode, container.fd.as_fd())
-            .map_err(|e| unsupported_kind(e, "macvlan", "CONFIG_MACVLAN"))?;
-        self.undo.push(Undo::DeleteLink {
+        self.container()?;
+        let undo = Undo::DeleteLink {
             container: true,
-            name,
-        });
+            name: name.clone(),
+        };
+        let plan = format!("create macvlan {name} on {parent} in the container");
+        if self.before_change(plan, Some(undo.clone()))? {
+            let container = self.container()?;
+            self.netlink_for(false)?
+                .create_macvlan(&name, &parent, mode, container.fd.as_fd())
+                .map_err(|e| unsupported_kind(e, "macvlan", "CONFIG_MACVLAN"))?;
+            self.after_change(Some(undo));
+        }
+        self.own(true, &name);
         Ok(())
     }
 
@@ -391,28 +515,47 @@ impl wit_host::Host for CallContext {
             wit::IpvlanMode::L3 => IpVlanMode::L3,
             wit::IpvlanMode::L3s => IpVlanMode::L3S,
         };
-        let container = self.container()?;
-        let nl = self.netlink_for(false)?;
-        nl.create_ipvlan(&name, &parent, mode, container.fd.as_fd())
-            .map_err(|e| unsupported_kind(e, "ipvlan", "CONFIG_IPVLAN"))?;
-        self.undo.push(Undo::DeleteLink {
+        self.container()?;
+        let undo = Undo::DeleteLink {
             container: true,
-            name,
-        });
+            name: name.clone(),
+        };
+        let plan = format!("create ipvlan {name} on {parent} in the container");
+        if self.before_change(plan, Some(undo.clone()))? {
+            let container = self.container()?;
+            self.netlink_for(false)?
+                .create_ipvlan(&name, &parent, mode, container.fd.as_fd())
+                .map_err(|e| unsupported_kind(e, "ipvlan", "CONFIG_IPVLAN"))?;
+            self.after_change(Some(undo));
+        }
+        self.own(true, &name);
         Ok(())
     }
 
     fn set_master(&mut self, name: String, master: String) -> Result<(), DErr> {
         valid_name(&name)?;
         valid_name(&master)?;
-        self.netlink_for(false)?
-            .set_master(&name, &master)
-            .map_err(nl_err)
+        self.require_owned(false, &name)?;
+        self.require_owned(false, &master)?;
+        // The link is ours and goes away with its undo; no separate inverse.
+        if self.before_change(format!("attach {name} to {master}"), None)? {
+            self.netlink_for(false)?
+                .set_master(&name, &master)
+                .map_err(nl_err)?;
+            self.after_change(None);
+        }
+        Ok(())
     }
 
     fn set_up(&mut self, ns: wit::Netns, name: String) -> Result<(), DErr> {
         valid_name(&name)?;
-        self.netlink(ns)?.set_up(&name, true).map_err(nl_err)
+        let container = matches!(ns, wit::Netns::Container);
+        self.require_owned(container, &name)?;
+        if self.before_change(format!("set {name} up{}", where_(container)), None)? {
+            self.netlink(ns)?.set_up(&name, true).map_err(nl_err)?;
+            self.after_change(None);
+        }
+        Ok(())
     }
 
     fn set_mtu(&mut self, ns: wit::Netns, name: String, mtu: u32) -> Result<(), DErr> {
@@ -422,12 +565,29 @@ impl wit_host::Host for CallContext {
                 "mtu {mtu} is out of range (68..=65535)"
             )));
         }
-        self.netlink(ns)?.set_mtu(&name, mtu).map_err(nl_err)
+        let container = matches!(ns, wit::Netns::Container);
+        self.require_owned(container, &name)?;
+        if self.before_change(
+            format!("set mtu {mtu} on {name}{}", where_(container)),
+            None,
+        )? {
+            self.netlink(ns)?.set_mtu(&name, mtu).map_err(nl_err)?;
+            self.after_change(None);
+        }
+        Ok(())
     }
 
     fn delete_link(&mut self, ns: wit::Netns, name: String) -> Result<(), DErr> {
         valid_name(&name)?;
-        self.netlink(ns)?.delete_link(&name).map_err(nl_err)
+        let container = matches!(ns, wit::Netns::Container);
+        self.require_owned(container, &name)?;
+        // Deletions happen on teardown; their inverse (re-creating) is not
+        // what anyone wants after a failed teardown, so none is journaled.
+        if self.before_change(format!("delete {name}{}", where_(container)), None)? {
+            self.netlink(ns)?.delete_link(&name).map_err(nl_err)?;
+            self.after_change(None);
+        }
+        Ok(())
     }
 
     fn get_link(&mut self, ns: wit::Netns, name: String) -> Result<Option<wit::LinkInfo>, DErr> {
@@ -469,16 +629,38 @@ impl wit_host::Host for CallContext {
             )));
         }
         let container = matches!(ns, wit::Netns::Container);
+        self.require_owned(container, &name)?;
         let addr = to_ipv4(address.address);
-        self.netlink(ns)?
-            .add_address(&name, addr, address.prefix_len)
-            .map_err(nl_err)?;
-        self.undo.push(Undo::DeleteAddress {
+        // Only addresses of this network: the gateway on the host side, the
+        // endpoint's own address in the container.
+        let subnet = self.subnet()?;
+        if !subnet.contains(&addr) {
+            return Err(DErr::Denied(format!(
+                "address {addr} is outside the network's subnet {subnet}"
+            )));
+        }
+        if container && self.endpoint_address()? != addr {
+            return Err(DErr::Denied(format!(
+                "the container may only get its own address, not {addr}"
+            )));
+        }
+        let undo = Undo::DeleteAddress {
             container,
-            name,
+            name: name.clone(),
             addr,
             prefix: address.prefix_len,
-        });
+        };
+        let plan = format!(
+            "add {addr}/{} to {name}{}",
+            address.prefix_len,
+            where_(container)
+        );
+        if self.before_change(plan, Some(undo.clone()))? {
+            self.netlink(ns)?
+                .add_address(&name, addr, address.prefix_len)
+                .map_err(nl_err)?;
+            self.after_change(Some(undo));
+        }
         Ok(())
     }
 
@@ -489,70 +671,134 @@ impl wit_host::Host for CallContext {
         address: wit::Ipv4Cidr,
     ) -> Result<(), DErr> {
         valid_name(&name)?;
-        self.netlink(ns)?
-            .delete_address(&name, to_ipv4(address.address), address.prefix_len)
-            .map_err(nl_err)
+        let container = matches!(ns, wit::Netns::Container);
+        self.require_owned(container, &name)?;
+        let addr = to_ipv4(address.address);
+        if self.before_change(
+            format!("remove {addr} from {name}{}", where_(container)),
+            None,
+        )? {
+            self.netlink(ns)?
+                .delete_address(&name, addr, address.prefix_len)
+                .map_err(nl_err)?;
+            self.after_change(None);
+        }
+        Ok(())
     }
 
     fn add_default_route(&mut self, ns: wit::Netns, gateway: wit::Ipv4Address) -> Result<(), DErr> {
-        let container = matches!(ns, wit::Netns::Container);
+        if !matches!(ns, wit::Netns::Container) {
+            return Err(DErr::Denied(
+                "drivers may not change the host's default route".into(),
+            ));
+        }
         let gateway = to_ipv4(gateway);
-        self.netlink(ns)?
-            .add_default_route(gateway)
-            .map_err(nl_err)?;
-        self.undo
-            .push(Undo::DeleteDefaultRoute { container, gateway });
+        let subnet = self.subnet()?;
+        if !subnet.contains(&gateway) {
+            return Err(DErr::Denied(format!(
+                "gateway {gateway} is outside the network's subnet {subnet}"
+            )));
+        }
+        let undo = Undo::DeleteDefaultRoute {
+            container: true,
+            gateway,
+        };
+        if self.before_change(
+            format!("add default route via {gateway} in the container"),
+            Some(undo.clone()),
+        )? {
+            self.netlink(ns)?
+                .add_default_route(gateway)
+                .map_err(nl_err)?;
+            self.after_change(Some(undo));
+        }
         Ok(())
     }
 
     fn masquerade(&mut self, bridge: String) -> Result<(), DErr> {
         self.require("nat")?;
         valid_name(&bridge)?;
-        let rules = masquerade_rules(self.subnet()?, &bridge);
-        let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
-        fw.apply(&rules, &[])
-            .map_err(|e| DErr::HostFailure(e.to_string()))?;
-        self.undo.push(Undo::Firewall {
+        self.require_owned(false, &bridge)?;
+        let subnet = self.subnet()?;
+        let rules = masquerade_rules(subnet, &bridge);
+        let undo = Undo::Firewall {
             add: Vec::new(),
-            remove: rules,
-        });
+            remove: rules.clone(),
+        };
+        if self.before_change(
+            format!("masquerade {subnet} leaving through anything but {bridge}"),
+            Some(undo.clone()),
+        )? {
+            let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
+            fw.apply(&rules, &[])
+                .map_err(|e| DErr::HostFailure(e.to_string()))?;
+            self.after_change(Some(undo));
+        }
         Ok(())
     }
 
     fn unmasquerade(&mut self, bridge: String) -> Result<(), DErr> {
         self.require("nat")?;
         valid_name(&bridge)?;
+        self.require_owned(false, &bridge)?;
         let rules = masquerade_rules(self.subnet()?, &bridge);
-        let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
-        fw.apply(&[], &rules)
-            .map_err(|e| DErr::HostFailure(e.to_string()))
+        if self.before_change(format!("stop masquerading for {bridge}"), None)? {
+            let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
+            fw.apply(&[], &rules)
+                .map_err(|e| DErr::HostFailure(e.to_string()))?;
+            self.after_change(None);
+        }
+        Ok(())
     }
 
     fn publish_ports(&mut self, mappings: Vec<wit::PortMapping>) -> Result<(), DErr> {
         self.require("publish-port")?;
-        let rules = port_rules(&mappings, self.endpoint_address()?)?;
+        if mappings.len() > MAX_PORTS_PER_CALL {
+            return Err(DErr::Denied(format!(
+                "at most {MAX_PORTS_PER_CALL} port mappings per call"
+            )));
+        }
+        // The destination is always the endpoint's own address: a driver
+        // cannot point a published port anywhere else.
+        let dest = self.endpoint_address()?;
+        let rules = port_rules(&mappings, dest)?;
         if rules.is_empty() {
             return Ok(());
         }
-        let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
-        fw.apply(&rules, &[])
-            .map_err(|e| DErr::HostFailure(e.to_string()))?;
-        self.undo.push(Undo::Firewall {
+        let undo = Undo::Firewall {
             add: Vec::new(),
-            remove: rules,
-        });
+            remove: rules.clone(),
+        };
+        if self.before_change(
+            format!("publish {} port(s) to {dest}", rules.len()),
+            Some(undo.clone()),
+        )? {
+            let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
+            fw.apply(&rules, &[])
+                .map_err(|e| DErr::HostFailure(e.to_string()))?;
+            self.after_change(Some(undo));
+        }
         Ok(())
     }
 
     fn unpublish_ports(&mut self, mappings: Vec<wit::PortMapping>) -> Result<(), DErr> {
         self.require("publish-port")?;
+        if mappings.len() > MAX_PORTS_PER_CALL {
+            return Err(DErr::Denied(format!(
+                "at most {MAX_PORTS_PER_CALL} port mappings per call"
+            )));
+        }
         let rules = port_rules(&mappings, self.endpoint_address()?)?;
         if rules.is_empty() {
             return Ok(());
         }
-        let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
-        fw.apply(&[], &rules)
-            .map_err(|e| DErr::HostFailure(e.to_string()))
+        if self.before_change(format!("unpublish {} port(s)", rules.len()), None)? {
+            let fw = self.sys.firewall().map_err(DErr::HostFailure)?;
+            fw.apply(&[], &rules)
+                .map_err(|e| DErr::HostFailure(e.to_string()))?;
+            self.after_change(None);
+        }
+        Ok(())
     }
 
     fn set_sysctl(&mut self, key: wit::Sysctl, value: String) -> Result<(), DErr> {
@@ -573,8 +819,11 @@ impl wit_host::Host for CallContext {
         if old == value {
             return Ok(());
         }
-        sysctl::write(key, &value).map_err(|e| DErr::HostFailure(e.to_string()))?;
-        self.undo.push(Undo::Sysctl { key, old });
+        let undo = Undo::Sysctl { key, old };
+        if self.before_change(format!("set {} = {value}", key.name()), Some(undo.clone()))? {
+            sysctl::write(key, &value).map_err(|e| DErr::HostFailure(e.to_string()))?;
+            self.after_change(Some(undo));
+        }
         Ok(())
     }
 
@@ -588,5 +837,13 @@ impl wit_host::Host for CallContext {
             wit::LogLevel::Warn => tracing::warn!(driver = %driver, "{message}"),
             wit::LogLevel::Error => tracing::error!(driver = %driver, "{message}"),
         }
+    }
+}
+
+fn where_(container: bool) -> &'static str {
+    if container {
+        " in the container"
+    } else {
+        ""
     }
 }

@@ -4,6 +4,7 @@
 pub mod bindings;
 pub mod engine;
 pub mod host_impl;
+pub mod journal;
 pub mod registry;
 
 pub use engine::{DriverCallError, DriverEngine, Limits};

@@ -360,6 +360,16 @@ impl Registry {
         self.install(path, None)
     }
 
+    /// Like [`resolve`](Self::resolve), but a driver named by its file is
+    /// only loaded, never registered.
+    pub fn resolve_without_install(&self, spec: &str) -> Result<Driver, RegistryError> {
+        let path = Path::new(spec);
+        if (spec.ends_with(".wasm") || spec.contains('/')) && path.is_file() {
+            return self.probe(path);
+        }
+        self.resolve(spec)
+    }
+
     /// Validates a .wasm driver and records it under its own name (or
     /// `name`), granting `allow` (default: everything it declares).
     /// Reinstalling an identical file is a no-op.

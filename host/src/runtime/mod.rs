@@ -37,12 +37,25 @@ impl Runtime {
     pub fn open_with_limits(root: &Path, limits: Limits) -> Result<Runtime, store::StoreError> {
         store::ensure_private_dir(root)?;
         store::ensure_private_dir(&root.join("networks"))?;
-        Ok(Runtime {
+        let rt = Runtime {
             root: root.to_path_buf(),
             limits,
             sys: HostSys::new(),
             registry: OnceLock::new(),
-        })
+        };
+        // A mydocker killed mid-operation left its journal behind: finish
+        // undoing it before doing anything else.
+        if std::fs::read_dir(root.join("journal")).is_ok_and(|mut d| d.next().is_some()) {
+            for line in rt.recover_journals() {
+                tracing::warn!("{line}");
+            }
+        }
+        Ok(rt)
+    }
+
+    /// The privileged handles (netlink, firewall), without the wasm engine.
+    pub(crate) fn sys_handles(&self) -> Arc<HostSys> {
+        self.sys.clone()
     }
 
     pub fn root(&self) -> &Path {

@@ -12,6 +12,7 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use ipnet::Ipv4Net;
 use serde::{Deserialize, Serialize};
@@ -19,6 +20,8 @@ use serde::{Deserialize, Serialize};
 use super::ipam::{self, IpamError, Pool};
 use super::Runtime;
 use crate::driver::bindings::{from_cidr, from_ipv4, wit};
+use crate::driver::host_impl::{apply_kernel_undo, fault_point};
+use crate::driver::journal::{self, Journal, OperationKind, Undo};
 use crate::driver::{
     CallContext, ContainerNs, Driver, DriverCallError, DriverSource, RegistryError, Scope,
 };
@@ -101,6 +104,10 @@ pub struct NetworkRecord {
     pub driver_data: Vec<(String, String)>,
     /// Seconds since the Unix epoch.
     pub created: u64,
+    /// Host links the driver created for this network: the only ones it
+    /// may change later (besides those of each endpoint).
+    #[serde(default)]
+    pub owned_links: Vec<String>,
 }
 
 impl NetworkRecord {
@@ -192,6 +199,32 @@ pub struct EndpointRecord {
     pub host_interface: Option<String>,
     pub port_mappings: Vec<PortMapping>,
     pub driver_data: Vec<(String, String)>,
+    /// Links the driver created for this endpoint, as (in the container?,
+    /// name): the only ones, with the network's, it may change at disconnect.
+    #[serde(default)]
+    pub owned_links: Vec<(bool, String)>,
+}
+
+/// Most items a driver may hand back as data, and their size: the host
+/// stores them, so a driver must not make the state grow without bound.
+const MAX_DRIVER_DATA_ITEMS: usize = 64;
+const MAX_DRIVER_DATA_BYTES: usize = 4096;
+
+fn check_driver_data(driver: &str, data: &[wit::KeyValue]) -> Result<()> {
+    let too_big = data.len() > MAX_DRIVER_DATA_ITEMS
+        || data
+            .iter()
+            .any(|kv| kv.key.len() + kv.value.len() > MAX_DRIVER_DATA_BYTES);
+    if too_big {
+        return Err(NetworkError::Driver(DriverCallError::Driver {
+            driver: driver.to_string(),
+            error: wit::DriverError::Denied(format!(
+                "returned more data than the host keeps (at most {MAX_DRIVER_DATA_ITEMS} items of {MAX_DRIVER_DATA_BYTES} bytes)"
+            )),
+            rollback_failures: Vec::new(),
+        }));
+    }
+    Ok(())
 }
 
 /// `network create` input, as the user typed it.
@@ -402,6 +435,16 @@ impl Runtime {
     /// The context of one driver call. `network` is the network the call is
     /// about; every other network of the same driver is visible read-only.
     fn call_context(&self, driver: &Driver, network: &str, scope: Scope) -> Result<CallContext> {
+        self.call_context_owning(driver, network, scope, Vec::new())
+    }
+
+    fn call_context_owning(
+        &self,
+        driver: &Driver,
+        network: &str,
+        scope: Scope,
+        owned: Vec<(bool, String)>,
+    ) -> Result<CallContext> {
         let peers = self
             .networks()?
             .into_iter()
@@ -414,11 +457,111 @@ impl Runtime {
             self.registry()?.sys().clone(),
             scope,
         )
-        .with_peers(peers))
+        .with_peers(peers)
+        .with_owned(owned))
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.root().join("journal")
+    }
+
+    fn begin_journal(
+        &self,
+        kind: OperationKind,
+        network: &str,
+        container: Option<&str>,
+    ) -> Result<Arc<Mutex<Journal>>> {
+        let dir = self.journal_dir();
+        let mut j = Journal::begin(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        j.record(&Undo::Operation {
+            kind,
+            network: network.to_string(),
+            container: container.map(str::to_string),
+        })
+        .map_err(|e| StoreError::io(&dir, e))?;
+        Ok(Arc::new(Mutex::new(j)))
+    }
+
+    /// Finishes what processes that died mid-operation left: every journal
+    /// nobody holds is either a finished operation (its record exists:
+    /// just forget it) or an interrupted one (undo it, newest first).
+    /// Returns a line per journal handled.
+    pub fn recover_journals(&self) -> Vec<String> {
+        let mut report = Vec::new();
+        for orphan in journal::orphans(&self.journal_dir()) {
+            let finished = match orphan.steps.first() {
+                Some(Undo::Operation {
+                    kind: OperationKind::CreateNetwork,
+                    network,
+                    ..
+                }) => self.network(network).is_ok(),
+                Some(Undo::Operation {
+                    kind: OperationKind::Connect,
+                    network,
+                    container,
+                }) => container
+                    .as_deref()
+                    .is_some_and(|c| self.endpoint_path(network, c).is_file()),
+                _ => false,
+            };
+            if !finished {
+                let sys = self.sys_handles();
+                for step in orphan.steps.iter().rev() {
+                    let outcome = match step {
+                        Undo::ReleaseAddress { network, address } => {
+                            self.release_address(network, *address)
+                        }
+                        other => apply_kernel_undo(&sys, None, other),
+                    };
+                    if let Err(e) = outcome {
+                        tracing::warn!("recovery of {}: {e}", orphan.path.display());
+                    }
+                }
+                report.push(format!(
+                    "rolled back an interrupted operation ({} changes)",
+                    orphan.steps.len().saturating_sub(1)
+                ));
+            }
+            orphan.done();
+        }
+        report
+    }
+
+    fn release_address(&self, network: &str, address: Ipv4Addr) -> std::result::Result<(), String> {
+        let Ok(record) = self.network(network) else {
+            return Ok(());
+        };
+        let _lock = self.network_lock(network).map_err(|e| e.to_string())?;
+        let mut pool = self.load_pool(&record).map_err(|e| e.to_string())?;
+        if pool.release(address) {
+            self.save_pool(network, &pool).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    fn endpoint_path(&self, network: &str, container: &str) -> PathBuf {
+        self.network_dir(network)
+            .join("endpoints")
+            .join(format!("{container}.json"))
     }
 
     /// `mydocker network create`.
     pub fn create_network(&self, req: &CreateNetwork) -> Result<NetworkRecord> {
+        self.create_network_inner(req, false).map(|(r, _)| r)
+    }
+
+    /// `network create --dry-run`: validates everything and runs the
+    /// driver against a recording host; returns what it would do. Nothing
+    /// is changed.
+    pub fn plan_network(&self, req: &CreateNetwork) -> Result<Vec<String>> {
+        self.create_network_inner(req, true).map(|(_, plan)| plan)
+    }
+
+    fn create_network_inner(
+        &self,
+        req: &CreateNetwork,
+        dry_run: bool,
+    ) -> Result<(NetworkRecord, Vec<String>)> {
         check_name(&req.name)?;
         let subnet = ipam::parse_subnet(&req.subnet)?;
         let gateway = req
@@ -428,7 +571,12 @@ impl Runtime {
             .transpose()?;
         let pool = Pool::new(subnet, gateway)?;
         let options = parse_options(&req.options)?;
-        let driver = self.registry()?.resolve(&req.driver)?;
+        let driver = if dry_run {
+            // A dry run must not even register a driver named by its file.
+            self.registry()?.resolve_without_install(&req.driver)?
+        } else {
+            self.registry()?.resolve(&req.driver)?
+        };
 
         let _lock = self.global_lock()?;
         let existing = self.networks()?;
@@ -460,40 +608,77 @@ impl Runtime {
             options,
             driver_data: Vec::new(),
             created: now_unix(),
+            owned_links: Vec::new(),
         };
         let ctx = self.call_context(&driver, &record.name, Scope::Network { subnet })?;
         let config = record.to_wit();
-        let data = self
-            .registry()?
-            .engine()
-            .call(&driver.component, ctx, |d, s| {
-                d.mydocker_network_driver().call_create_network(s, &config)
-            })?;
-        record.driver_data = kv_from_wit(data);
-
-        let persisted = (|| -> Result<()> {
+        if dry_run {
+            let (_, plan) = self.registry()?.engine().call_keep(
+                &driver.component,
+                ctx.dry_run(),
+                |d, s| d.mydocker_network_driver().call_create_network(s, &config),
+                |ctx| ctx.planned.clone(),
+            )?;
+            return Ok((record, plan));
+        }
+        let journal = self.begin_journal(OperationKind::CreateNetwork, &req.name, None)?;
+        let outcome = self.registry()?.engine().call_keep(
+            &driver.component,
+            ctx.with_journal(journal.clone()),
+            |d, s| d.mydocker_network_driver().call_create_network(s, &config),
+            |ctx| ctx.created.clone(),
+        );
+        let finish = |j: Arc<Mutex<Journal>>| {
+            if let Ok(j) = Arc::try_unwrap(j).map(|m| m.into_inner()) {
+                if let Ok(j) = j {
+                    j.finish();
+                }
+            }
+        };
+        let (data, created) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                finish(journal);
+                return Err(e.into());
+            }
+        };
+        record.owned_links = created
+            .into_iter()
+            .filter(|(in_container, _)| !in_container)
+            .map(|(_, name)| name)
+            .collect();
+        let persisted = check_driver_data(driver.name(), &data).and_then(|()| {
+            record.driver_data = kv_from_wit(data);
+            fault_point("create-network-before-record", 1);
             let dir = self.network_dir(&req.name);
             store::ensure_private_dir(&dir.join("endpoints"))?;
             self.save_pool(&req.name, &pool)?;
             store::write_json(&dir.join("network.json"), &record)?;
             Ok(())
-        })();
+        });
         if let Err(e) = persisted {
             // Without a record nobody could remove what the driver made.
             let _ = self.call_delete_network(&driver, &record);
             let _ = std::fs::remove_dir_all(self.network_dir(&req.name));
+            finish(journal);
             return Err(e);
         }
-        Ok(record)
+        finish(journal);
+        Ok((record, Vec::new()))
     }
 
     fn call_delete_network(&self, driver: &Driver, record: &NetworkRecord) -> Result<()> {
-        let ctx = self.call_context(
+        let ctx = self.call_context_owning(
             driver,
             &record.name,
             Scope::Network {
                 subnet: record.subnet,
             },
+            record
+                .owned_links
+                .iter()
+                .map(|n| (false, n.clone()))
+                .collect(),
         )?;
         let config = record.to_wit();
         self.registry()?
@@ -564,10 +749,7 @@ impl Runtime {
             Ok(r) => r,
             Err(_) => return Err(NetworkError::NotFound(record.name)),
         };
-        let endpoint_path = self
-            .network_dir(req.network)
-            .join("endpoints")
-            .join(format!("{}.json", req.container_id));
+        let endpoint_path = self.endpoint_path(req.network, req.container_id);
         if endpoint_path.exists() {
             return Err(NetworkError::AlreadyConnected {
                 network: req.network.to_string(),
@@ -584,7 +766,29 @@ impl Runtime {
             network: record.name.clone(),
             error,
         })?;
-        self.save_pool(&record.name, &pool)?;
+        // The journal learns about the address before the pool file does, so
+        // a crash from here on never leaks it.
+        let journal =
+            self.begin_journal(OperationKind::Connect, &record.name, Some(req.container_id))?;
+        let finish = |j: Arc<Mutex<Journal>>| {
+            if let Ok(Ok(j)) = Arc::try_unwrap(j).map(|m| m.into_inner()) {
+                j.finish();
+            }
+        };
+        let journaled = journal
+            .lock()
+            .map_err(|_| NetworkError::Sys("journal poisoned".into()))
+            .and_then(|mut j| {
+                j.record(&Undo::ReleaseAddress {
+                    network: record.name.clone(),
+                    address,
+                })
+                .map_err(|e| StoreError::io(self.journal_dir(), e).into())
+            });
+        if let Err(e) = journaled.and_then(|()| self.save_pool(&record.name, &pool)) {
+            finish(journal);
+            return Err(e);
+        }
         let release = |pool: &mut Pool| {
             pool.release(address);
             let _ = self.save_pool(&record.name, pool);
@@ -599,7 +803,7 @@ impl Runtime {
             port_mappings: req.port_mappings.iter().map(|p| p.to_wit()).collect(),
             driver_data: Vec::new(),
         };
-        let ctx = match self.call_context(
+        let ctx = match self.call_context_owning(
             &driver,
             &record.name,
             Scope::Endpoint {
@@ -607,22 +811,30 @@ impl Runtime {
                 address,
                 container: Some(container),
             },
+            record
+                .owned_links
+                .iter()
+                .map(|n| (false, n.clone()))
+                .collect(),
         ) {
-            Ok(c) => c,
+            Ok(c) => c.with_journal(journal.clone()),
             Err(e) => {
                 release(&mut pool);
+                finish(journal);
                 return Err(e);
             }
         };
-        let (info, mac) = match self.registry()?.engine().call_keep(
+        let outcome = self.registry()?.engine().call_keep(
             &driver.component,
             ctx,
             |d, s| d.mydocker_network_driver().call_connect(s, &config),
-            |ctx| container_mac(ctx, &interface),
-        ) {
+            |ctx| (container_mac(ctx, &interface), ctx.created.clone()),
+        );
+        let (info, (mac, created)) = match outcome {
             Ok(v) => v,
             Err(e) => {
                 release(&mut pool);
+                finish(journal);
                 return Err(e.into());
             }
         };
@@ -634,15 +846,21 @@ impl Runtime {
             prefix_len: record.subnet.prefix_len(),
             gateway: record.gateway,
             mac,
-            host_interface: info.host_interface,
+            host_interface: info.host_interface.clone(),
             port_mappings: req.port_mappings.to_vec(),
-            driver_data: kv_from_wit(info.driver_data),
+            driver_data: kv_from_wit(info.driver_data.clone()),
+            owned_links: created,
         };
-        if let Err(e) = store::write_json(&endpoint_path, &endpoint) {
+        fault_point("connect-before-record", 1);
+        let recorded = check_driver_data(driver.name(), &info.driver_data)
+            .and_then(|()| Ok(store::write_json(&endpoint_path, &endpoint)?));
+        if let Err(e) = recorded {
             let _ = self.call_disconnect(&driver, &record, &endpoint, None);
             release(&mut pool);
-            return Err(e.into());
+            finish(journal);
+            return Err(e);
         }
+        finish(journal);
         Ok(endpoint)
     }
 
@@ -657,7 +875,13 @@ impl Runtime {
             Some(fd) => Some(ContainerNs::open(fd).map_err(|e| NetworkError::Sys(e.to_string()))?),
             None => None,
         };
-        let ctx = self.call_context(
+        let owned = record
+            .owned_links
+            .iter()
+            .map(|n| (false, n.clone()))
+            .chain(endpoint.owned_links.iter().cloned())
+            .collect();
+        let ctx = self.call_context_owning(
             driver,
             &record.name,
             Scope::Endpoint {
@@ -665,6 +889,7 @@ impl Runtime {
                 address: endpoint.address,
                 container,
             },
+            owned,
         )?;
         let config = wit::EndpointConfig {
             network: record.to_wit(),

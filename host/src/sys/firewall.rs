@@ -120,7 +120,7 @@ const JUMPS: [Jump; 4] = [
 ];
 
 /// Transport protocol of a published port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Protocol {
     Tcp,
     Udp,
@@ -136,7 +136,7 @@ impl fmt::Display for Protocol {
 }
 
 /// A firewall intent. Each renders to one or more iptables rules in our chains.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Rule {
     /// nat MYDOCKER-POSTROUTING: -s SUBNET ! -o BRIDGE -j MASQUERADE
     Masquerade { subnet: Ipv4Net, bridge: String },

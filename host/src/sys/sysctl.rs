@@ -5,7 +5,7 @@ use std::path::PathBuf;
 /// Sysctls mydocker may set. Network sysctls under /proc/sys/net resolve
 /// against the network namespace of the thread that opens them, so writing
 /// from the host namespace changes only that namespace.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Sysctl {
     Ipv4Forward,
 }
