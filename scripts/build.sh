@@ -5,5 +5,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 profile_flag=()
 [ "${1:-}" = "--release" ] && profile_flag=(--release)
-cargo build --release --target wasm32-wasip2 -p bridge -p macvlan -p ipvlan -p misbehaving-driver -p future-driver
+cargo build --release --target wasm32-wasip2 -p bridge -p macvlan -p ipvlan -p misbehaving-driver -p future-driver -p hostile-driver
 cargo build "${profile_flag[@]}" -p mydocker

@@ -340,7 +340,8 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
             continue;
         }
         if p.is_dir() {
-            out.push((rel, "dir".into()));
+            // Directories appear on first use (journal/, networks/); only
+            // what is in them matters.
             walk(base, &p, out);
         } else {
             out.push((rel, digest(&std::fs::read(&p).unwrap_or_default())));

@@ -201,7 +201,7 @@ impl CallContext {
         if container && name == "lo" {
             return Ok(());
         }
-        tracing::warn!(driver = %self.driver, link = name, "denied: link not owned");
+        tracing::info!(driver = %self.driver, link = name, "denied: link not owned");
         Err(DErr::Denied(format!(
             "driver {} may not change link {name}{}: it did not create it for this network or endpoint",
             self.driver,
@@ -237,7 +237,7 @@ impl CallContext {
         if self.grants.contains(capability) {
             Ok(())
         } else {
-            tracing::warn!(driver = %self.driver, capability, "denied: capability not granted");
+            tracing::info!(driver = %self.driver, capability, "denied: capability not granted");
             Err(DErr::Denied(format!(
                 "driver {} was not granted capability '{capability}'",
                 self.driver

@@ -740,7 +740,9 @@ impl Runtime {
                 return Err(ContainerError::Running(id.to_string()));
             }
             self.stop_container(id, Duration::ZERO)?;
-        } else if status.state == State::Running {
+        } else if status.state != State::Exited {
+            // Created (never started, or its starter died) or Running with a
+            // dead process: release whatever it may hold (cgroup, endpoints).
             self.cleanup_container(id, None)?;
         }
         if self.container_dir(id).exists() {
