@@ -628,13 +628,7 @@ impl Runtime {
             |d, s| d.mydocker_network_driver().call_create_network(s, &config),
             |ctx| ctx.created.clone(),
         );
-        let finish = |j: Arc<Mutex<Journal>>| {
-            if let Ok(j) = Arc::try_unwrap(j).map(|m| m.into_inner()) {
-                if let Ok(j) = j {
-                    j.finish();
-                }
-            }
-        };
+        let finish = finish_journal;
         let (data, created) = match outcome {
             Ok(v) => v,
             Err(e) => {
@@ -770,11 +764,7 @@ impl Runtime {
         // a crash from here on never leaks it.
         let journal =
             self.begin_journal(OperationKind::Connect, &record.name, Some(req.container_id))?;
-        let finish = |j: Arc<Mutex<Journal>>| {
-            if let Ok(Ok(j)) = Arc::try_unwrap(j).map(|m| m.into_inner()) {
-                j.finish();
-            }
-        };
+        let finish = finish_journal;
         let journaled = journal
             .lock()
             .map_err(|_| NetworkError::Sys("journal poisoned".into()))
@@ -953,6 +943,13 @@ impl Runtime {
             .filter(|n| n.driver.name == driver)
             .map(|n| n.name)
             .collect())
+    }
+}
+
+/// Ends an operation's journal once nothing else holds it.
+fn finish_journal(j: Arc<Mutex<Journal>>) {
+    if let Ok(Ok(j)) = Arc::try_unwrap(j).map(|m| m.into_inner()) {
+        j.finish();
     }
 }
 
