@@ -185,7 +185,7 @@ fn hostile_connect_attempts_are_contained() {
         (
             vec!["connect=delete-foreign", &target],
             "l2",
-            &"may not change link veth"[..],
+            "may not change link veth",
         ),
         (
             vec!["connect=wrong-address"],
