@@ -61,6 +61,23 @@ fn misbehaving_driver_calls_become_errors_and_are_rolled_back() {
         assert!(!sb.root.path().join("networks/bad").exists(), "mode {mode}");
     }
 
+    // The limits are configurable.
+    let opt = "mode=loop";
+    let err = sb.mydocker_err(&[
+        "--driver-timeout-ms",
+        "200",
+        "network",
+        "create",
+        "--driver",
+        &driver,
+        "--subnet",
+        "10.10.0.0/24",
+        "-o",
+        opt,
+        "bad",
+    ]);
+    assert!(err.contains("time limit of 200 ms"), "{err}");
+
     // The same driver, behaving, works: the host is unharmed.
     sb.mydocker_ok(&[
         "network",

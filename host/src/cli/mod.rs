@@ -27,6 +27,16 @@ pub struct Cli {
     #[arg(long, global = true, env = "MYDOCKER_ROOT", default_value = DEFAULT_ROOT)]
     pub root: PathBuf,
 
+    /// Wall-clock limit of one driver call, in milliseconds.
+    #[arg(long, global = true, env = "MYDOCKER_DRIVER_TIMEOUT_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    pub driver_timeout_ms: u64,
+
+    /// Linear memory limit of one driver instance, in MiB.
+    #[arg(long, global = true, env = "MYDOCKER_DRIVER_MEMORY_MB", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
+    pub driver_memory_mb: u64,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -118,7 +128,12 @@ pub enum Format {
 
 /// Runs one parsed command line; returns the process exit code.
 pub fn run(cli: Cli) -> Result<i32> {
-    let rt = Runtime::open(&cli.root)
+    let limits = crate::driver::Limits {
+        timeout: std::time::Duration::from_millis(cli.driver_timeout_ms),
+        memory_bytes: (cli.driver_memory_mb as usize) << 20,
+        ..Default::default()
+    };
+    let rt = Runtime::open_with_limits(&cli.root, limits)
         .map_err(|e| anyhow::anyhow!("cannot open state root {}: {e}", cli.root.display()))?;
     match cli.command {
         Command::Run(args) => return container::run(&rt, args),
