@@ -182,10 +182,58 @@ pub struct Sandbox {
     pub host: Netns,
     pub outside: Netns,
     pub root: tempfile::TempDir,
+    /// Simulated boot id passed to mydocker (see `reboot`).
+    boot_id: Option<String>,
 }
 
 impl Sandbox {
     pub fn new() -> Sandbox {
+        let (host, outside) = Self::namespaces();
+        Sandbox {
+            host,
+            outside,
+            root: tempfile::tempdir().unwrap(),
+            boot_id: None,
+        }
+    }
+
+    /// Simulates a reboot: every process recorded in the state root is
+    /// killed (supervisors first), the host and outside namespaces are
+    /// replaced by fresh ones (all links and rules gone), and mydocker sees
+    /// a new boot id. The state root survives.
+    pub fn reboot(&mut self) {
+        let dir = self.root.path().join("containers");
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let Ok(text) = std::fs::read_to_string(e.path().join("status.json")) else {
+                continue;
+            };
+            let Ok(v) = serde_json::from_str::<serde_json::Value>(&text) else {
+                continue;
+            };
+            let Some(pid) = v["pid"].as_i64() else {
+                continue;
+            };
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let ppid = stat
+                .rsplit(')')
+                .next()
+                .and_then(|r| r.split_whitespace().nth(1))
+                .and_then(|p| p.parse::<i32>().ok());
+            for p in ppid.into_iter().chain([pid as i32]) {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(p),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+        std::thread::sleep(Duration::from_millis(200));
+        let (host, outside) = Self::namespaces();
+        self.host = host;
+        self.outside = outside;
+        self.boot_id = Some(format!("simulated-boot-{}", std::process::id()));
+    }
+
+    fn namespaces() -> (Netns, Netns) {
         let host = Netns::new();
         let outside = Netns::new();
         host.ok(&[
@@ -219,19 +267,22 @@ impl Sandbox {
         // router would; container subnets are still unknown to it, so
         // replies only find their way back through masquerade.
         host.ok(&["ip", "route", "add", "default", "via", OUTSIDE_ADDR]);
-        Sandbox {
-            host,
-            outside,
-            root: tempfile::tempdir().unwrap(),
+        (host, outside)
+    }
+
+    /// A command running the real mydocker binary in the host namespace.
+    pub fn mydocker_command(&self) -> Command {
+        let mut cmd = self.host.command(mydocker_bin());
+        if let Some(id) = &self.boot_id {
+            cmd.env("MYDOCKER_BOOT_ID", id);
         }
+        cmd.arg("--root").arg(self.root.path());
+        cmd
     }
 
     /// Runs the real mydocker binary inside the host namespace.
     pub fn mydocker(&self, args: &[&str]) -> Output {
-        self.host
-            .command(mydocker_bin())
-            .arg("--root")
-            .arg(self.root.path())
+        self.mydocker_command()
             .args(args)
             .stdin(Stdio::null())
             .output()

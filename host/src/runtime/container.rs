@@ -295,6 +295,29 @@ impl Runtime {
             .collect())
     }
 
+    /// After a reboot nothing runs any more: record that, and release
+    /// their cgroups (the endpoints are released network-side).
+    pub(crate) fn mark_containers_exited_after_reboot(&self) {
+        let Ok(ids) = self.container_ids() else {
+            return;
+        };
+        for id in ids {
+            let Ok(mut status) = self.container_status(&id) else {
+                continue;
+            };
+            if status.state == State::Running {
+                // Gone with the reboot on a real machine; destroy is a no-op then.
+                let _ = Cgroup::open(CGROUP_PREFIX, &id).destroy();
+                status.state = State::Exited;
+                status.pid = None;
+                status.pid_start = None;
+                status.attachments.clear();
+                status.error = Some("the machine rebooted".into());
+                let _ = self.write_status(&id, &status);
+            }
+        }
+    }
+
     /// Every container, newest first.
     pub fn containers(&self) -> Result<Vec<ContainerView>> {
         let mut out = Vec::new();

@@ -17,6 +17,18 @@ pub use network::{
     Protocol,
 };
 
+/// Identifies the current boot. Tests simulate a reboot by overriding it
+/// (debug builds only).
+fn boot_id() -> String {
+    #[cfg(debug_assertions)]
+    if let Ok(id) = std::env::var("MYDOCKER_BOOT_ID") {
+        return id;
+    }
+    std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
+}
+
 /// Default state root, like Docker's /var/lib/docker.
 pub const DEFAULT_ROOT: &str = "/var/lib/mydocker";
 
@@ -36,6 +48,7 @@ impl Runtime {
 
     pub fn open_with_limits(root: &Path, limits: Limits) -> Result<Runtime, store::StoreError> {
         store::ensure_private_dir(root)?;
+        store::check_private(root)?;
         store::ensure_private_dir(&root.join("networks"))?;
         let rt = Runtime {
             root: root.to_path_buf(),
@@ -43,6 +56,7 @@ impl Runtime {
             sys: HostSys::new(),
             registry: OnceLock::new(),
         };
+        rt.notice_reboot()?;
         // A mydocker killed mid-operation left its journal behind: finish
         // undoing it before doing anything else.
         if std::fs::read_dir(root.join("journal")).is_ok_and(|mut d| d.next().is_some()) {
@@ -51,6 +65,26 @@ impl Runtime {
             }
         }
         Ok(rt)
+    }
+
+    /// After a reboot every link, rule and process is gone but the state
+    /// root is not: containers that were running are exited, their
+    /// endpoints and addresses are released, pending journals are moot.
+    /// Networks stay; their first use re-creates what the driver made.
+    fn notice_reboot(&self) -> Result<(), store::StoreError> {
+        let current = boot_id();
+        let path = self.root.join("boot_id");
+        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        if recorded.trim() == current {
+            return Ok(());
+        }
+        if !recorded.is_empty() {
+            tracing::warn!("the machine rebooted since the last run: releasing what died with it");
+            let _ = std::fs::remove_dir_all(self.root.join("journal"));
+            self.forget_endpoints_after_reboot();
+            self.mark_containers_exited_after_reboot();
+        }
+        store::write_atomic(&path, current.as_bytes())
     }
 
     /// The privileged handles (netlink, firewall), without the wasm engine.

@@ -348,8 +348,110 @@ impl Runtime {
     /// Loads one network's record.
     pub fn network(&self, name: &str) -> Result<NetworkRecord> {
         check_name(name).map_err(|_| NetworkError::NotFound(name.to_string()))?;
-        store::read_json(&self.network_dir(name).join("network.json"))?
-            .ok_or_else(|| NetworkError::NotFound(name.to_string()))
+        let path = self.network_dir(name).join("network.json");
+        let record: NetworkRecord =
+            store::read_json(&path)?.ok_or_else(|| NetworkError::NotFound(name.to_string()))?;
+        if record.version > RECORD_VERSION {
+            return Err(StoreError::Corrupt {
+                path,
+                reason: format!(
+                    "it was written by a newer mydocker (format {}, this one reads {RECORD_VERSION})",
+                    record.version
+                ),
+            }
+            .into());
+        }
+        Ok(record)
+    }
+
+    /// After a reboot: every endpoint died with its namespace; give all
+    /// addresses back (the network records themselves stay).
+    pub(crate) fn forget_endpoints_after_reboot(&self) {
+        let Ok(networks) = self.networks() else {
+            return;
+        };
+        for net in networks {
+            let Ok(_lock) = self.network_lock(&net.name) else {
+                continue;
+            };
+            let Ok(endpoints) = self.endpoints(&net.name) else {
+                continue;
+            };
+            let Ok(mut pool) = self.load_pool(&net) else {
+                continue;
+            };
+            for ep in endpoints {
+                pool.release(ep.address);
+                let _ = store::remove_file(&self.endpoint_path(&net.name, &ep.container_id));
+            }
+            let _ = self.save_pool(&net.name, &pool);
+        }
+    }
+
+    /// Re-creates what the driver made for a network if it is gone (after a
+    /// reboot, or removed by hand): the first use of a network brings it
+    /// back.
+    fn ensure_network_ready(
+        &self,
+        record: NetworkRecord,
+        driver: &Driver,
+    ) -> Result<NetworkRecord> {
+        if record.owned_links.is_empty() {
+            return Ok(record);
+        }
+        let nl = self.sys_handles();
+        let nl = nl.netlink().map_err(NetworkError::Sys)?;
+        let mut missing = false;
+        for link in &record.owned_links {
+            if nl
+                .link(link)
+                .map_err(|e| NetworkError::Sys(e.to_string()))?
+                .is_none()
+            {
+                missing = true;
+            }
+        }
+        if !missing {
+            return Ok(record);
+        }
+        tracing::warn!(network = %record.name, "re-creating the network's links and rules");
+        // Whatever is left of it goes first, so the driver starts clean.
+        let _ = self.call_delete_network(driver, &record);
+        let mut fresh = record.clone();
+        fresh.driver_data.clear();
+        fresh.owned_links.clear();
+        let ctx = self.call_context(
+            driver,
+            &record.name,
+            Scope::Network {
+                subnet: record.subnet,
+            },
+        )?;
+        let journal = self.begin_journal(OperationKind::CreateNetwork, &record.name, None)?;
+        let config = fresh.to_wit();
+        let outcome = self.registry()?.engine().call_keep(
+            &driver.component,
+            ctx.with_journal(journal.clone()),
+            |d, s| d.mydocker_network_driver().call_create_network(s, &config),
+            |ctx| ctx.created.clone(),
+        );
+        let (data, created) = match outcome {
+            Ok(v) => v,
+            Err(e) => {
+                finish_journal(journal);
+                return Err(e.into());
+            }
+        };
+        fresh.driver_data = kv_from_wit(data);
+        fresh.owned_links = created
+            .into_iter()
+            .filter(|(c, _)| !c)
+            .map(|(_, n)| n)
+            .collect();
+        let saved = store::write_json(&self.network_dir(&record.name).join("network.json"), &fresh);
+        finish_journal(journal);
+        saved?;
+        Ok(fresh)
     }
 
     /// All networks, sorted by name.
@@ -751,6 +853,7 @@ impl Runtime {
             });
         }
         let driver = self.driver_for(&record)?;
+        let record = self.ensure_network_ready(record, &driver)?;
         let container =
             ContainerNs::open(req.netns).map_err(|e| NetworkError::Sys(e.to_string()))?;
         let interface = free_interface_name(&container)?;

@@ -24,6 +24,8 @@ pub enum StoreError {
         "state file {path} is corrupt ({reason}); it was left untouched: fix or remove it by hand"
     )]
     Corrupt { path: PathBuf, reason: String },
+    #[error("refusing to use state root {path}: {reason}")]
+    Unsafe { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -47,6 +49,34 @@ pub fn ensure_private_dir(path: &Path) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) => Err(StoreError::io(path, e)),
     }
+}
+
+/// Refuses a state root that someone else could tamper with: owned by
+/// another user, or writable by group or others.
+pub fn check_private(path: &Path) -> Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = fs::metadata(path).map_err(|e| StoreError::io(path, e))?;
+    let me = nix::unistd::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(StoreError::Unsafe {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is owned by uid {}, not by the user running mydocker (uid {me})",
+                meta.uid()
+            ),
+        });
+    }
+    if meta.mode() & 0o022 != 0 {
+        return Err(StoreError::Unsafe {
+            path: path.to_path_buf(),
+            reason: format!(
+                "it is writable by other users (mode {:o}); run `chmod 700 {}`",
+                meta.mode() & 0o777,
+                path.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Reads and parses a JSON state file; `Ok(None)` if it does not exist.

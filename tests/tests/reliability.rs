@@ -1,0 +1,200 @@
+//! Reliability: concurrent mydocker processes, a simulated reboot, unsafe
+//! state roots and state files from the future.
+
+use std::collections::BTreeSet;
+use std::os::unix::fs::PermissionsExt;
+
+use mydocker_tests::Sandbox;
+
+#[test]
+fn concurrent_network_creates_make_one_network_per_subnet() {
+    let sb = Sandbox::new();
+    // 32 processes, 8 distinct subnets, 4 contenders each (and a /16 that
+    // overlaps them all).
+    let results: Vec<(String, bool, String)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..32)
+            .map(|i| {
+                let sb = &sb;
+                s.spawn(move || {
+                    let subnet = if i == 31 {
+                        "10.60.0.0/16".to_string()
+                    } else {
+                        format!("10.60.{}.0/24", i % 8)
+                    };
+                    let name = format!("net{i}");
+                    let out = sb.mydocker(&["network", "create", "--subnet", &subnet, &name]);
+                    (
+                        subnet,
+                        out.status.success(),
+                        String::from_utf8_lossy(&out.stderr).into_owned(),
+                    )
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let nets: Vec<serde_json::Value> =
+        serde_json::from_str(&sb.mydocker_ok(&["network", "ls", "--format", "json"])).unwrap();
+    let subnets: BTreeSet<String> = nets
+        .iter()
+        .map(|n| n["subnet"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        nets.len(),
+        subnets.len(),
+        "two networks share a subnet: {nets:#?}"
+    );
+    let won = results.iter().filter(|r| r.1).count();
+    assert_eq!(won, nets.len());
+    assert!(
+        (8..=9).contains(&won) || won == 1,
+        "{won} networks: {nets:#?}"
+    );
+    for (subnet, ok, err) in &results {
+        if !ok {
+            assert!(
+                err.contains("overlaps network") && err.lines().count() == 1,
+                "{subnet}: {err}"
+            );
+        }
+    }
+    // Every recorded network has its bridge, and nothing else was left.
+    let links = sb.host.links();
+    for n in &nets {
+        assert!(
+            links.contains(&n["name"].as_str().unwrap().to_string()),
+            "{links:?}"
+        );
+    }
+    assert_eq!(links.len(), 2 + nets.len(), "{links:?}");
+}
+
+#[test]
+fn many_concurrent_runs_get_distinct_addresses_and_clean_up() {
+    const N: usize = 64;
+    let sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.61.0.0/24", "busy"]);
+    let ok = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..N)
+            .map(|i| {
+                let sb = &sb;
+                s.spawn(move || {
+                    let name = format!("c{i}");
+                    sb.mydocker(&[
+                        "run", "-d", "--name", &name, "--net", "busy", "busybox", "sleep", "600",
+                    ])
+                    .status
+                    .success()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .filter(|_| true)
+            .map(|h| h.join().unwrap())
+            .filter(|ok| *ok)
+            .count()
+    });
+    assert_eq!(ok, N);
+    let ps = sb.ps();
+    let ips: BTreeSet<String> = ps
+        .iter()
+        .map(|c| c["ips"][0]["address"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ips.len(), N, "addresses are not distinct");
+    assert!(ps.iter().all(|c| c["state"] == "running"));
+    for ip in ips.iter().step_by(8) {
+        assert!(sb.host.ping(ip), "{ip} does not answer");
+    }
+    std::thread::scope(|s| {
+        for chunk in ps.chunks(16) {
+            let sb = &sb;
+            s.spawn(move || {
+                let names: Vec<&str> = chunk.iter().map(|c| c["name"].as_str().unwrap()).collect();
+                let mut args = vec!["rm", "-f"];
+                args.extend(names);
+                sb.mydocker_ok(&args);
+            });
+        }
+    });
+    assert!(sb.ps().is_empty());
+    assert!(!sb.host.links().iter().any(|l| l.starts_with("veth")));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "busy"])).unwrap();
+    assert!(inspect[0]["endpoints"].as_array().unwrap().is_empty());
+    sb.mydocker_ok(&["network", "rm", "busy"]);
+}
+
+#[test]
+fn after_a_reboot_networks_survive_and_containers_are_exited() {
+    let mut sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.62.0.0/24", "n"]);
+    sb.mydocker_ok(&[
+        "run", "-d", "--name", "c1", "--net", "n", "busybox", "sleep", "600",
+    ]);
+    sb.reboot();
+    assert!(
+        !sb.host.links().contains(&"n".to_string()),
+        "fresh namespace"
+    );
+    let ls = sb.mydocker_ok(&["network", "ls"]);
+    assert!(ls.contains("10.62.0.0/24"), "{ls}");
+    let c = sb.container("c1").unwrap();
+    assert_eq!(c["state"], "exited");
+    assert_eq!(c["error"], "the machine rebooted");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "n"])).unwrap();
+    assert!(inspect[0]["endpoints"].as_array().unwrap().is_empty());
+    // First use re-creates the bridge and NAT; the address is free again.
+    let o = sb.mydocker(&[
+        "run",
+        "--rm",
+        "--net",
+        "n",
+        "busybox",
+        "sh",
+        "-c",
+        "ip -4 addr show eth0; ping -c 1 -W 2 192.0.2.2",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("10.62.0.2/24"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(sb.host.links().contains(&"n".to_string()));
+    assert!(sb
+        .host
+        .mydocker_rules()
+        .iter()
+        .any(|r| r.contains("10.62.0.0/24")));
+    sb.mydocker_ok(&["rm", "c1"]);
+    sb.mydocker_ok(&["network", "rm", "n"]);
+    assert!(sb.host.mydocker_rules().is_empty());
+}
+
+#[test]
+fn unsafe_state_roots_and_future_state_files_are_refused() {
+    let sb = Sandbox::new();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.63.0.0/24", "n"]);
+    let root = sb.root.path();
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let err = sb.mydocker_err(&["network", "ls"]);
+    assert!(err.contains("writable by other users (mode 777)"), "{err}");
+    std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o700)).unwrap();
+    nix::unistd::chown(root, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let err = sb.mydocker_err(&["network", "ls"]);
+    assert!(err.contains("owned by uid 65534"), "{err}");
+    nix::unistd::chown(root, Some(nix::unistd::Uid::from_raw(0)), None).unwrap();
+
+    let file = root.join("networks/n/network.json");
+    let text = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(&file, text.replace("\"version\": 1", "\"version\": 7")).unwrap();
+    let err = sb.mydocker_err(&["network", "inspect", "n"]);
+    assert!(
+        err.contains("written by a newer mydocker (format 7"),
+        "{err}"
+    );
+    std::fs::write(&file, text).unwrap();
+    sb.mydocker_ok(&["network", "rm", "n"]);
+}
