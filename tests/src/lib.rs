@@ -387,7 +387,12 @@ fn walk(base: &Path, dir: &Path, out: &mut Vec<(PathBuf, String)>) {
         let rel = p.strip_prefix(base).unwrap().to_path_buf();
         let is_lock = p.extension().is_some_and(|x| x == "lock")
             || p.file_name().is_some_and(|n| n == "lock");
-        if rel.starts_with("cache") || is_lock || rel.ends_with("rootfs") {
+        // boot_id is written by the first command of each boot.
+        if rel.starts_with("cache")
+            || is_lock
+            || rel.ends_with("rootfs")
+            || rel == Path::new("boot_id")
+        {
             continue;
         }
         if p.is_dir() {
