@@ -198,3 +198,78 @@ fn unsafe_state_roots_and_future_state_files_are_refused() {
     std::fs::write(&file, text).unwrap();
     sb.mydocker_ok(&["network", "rm", "n"]);
 }
+
+#[test]
+fn system_gc_reconciles_dead_containers_and_stray_links() {
+    let sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.64.0.0/24", "n"]);
+    sb.mydocker_ok(&[
+        "run", "-d", "--name", "c1", "--net", "n", "-p", "7070:70", "busybox", "sleep", "600",
+    ]);
+    // The container and its supervisor die without a word (OOM killer,
+    // kill -9 by an admin): nobody releases the address or the port rule.
+    let pid = sb.container("c1").unwrap()["pid"].as_i64().unwrap() as i32;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    let ppid: i32 = stat
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    for p in [ppid, pid] {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(p),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // And someone left a veth on our bridge.
+    sb.host.ok(&[
+        "ip",
+        "link",
+        "add",
+        "vethstray",
+        "type",
+        "veth",
+        "peer",
+        "name",
+        "vethstrayp",
+    ]);
+    sb.host
+        .ok(&["ip", "link", "set", "vethstray", "master", "n"]);
+
+    let plan = sb.mydocker_ok(&["system", "gc", "--dry-run"]);
+    assert!(plan.contains("would clean up container c1"), "{plan}");
+    assert!(plan.contains("would delete stray link vethstray"), "{plan}");
+    assert!(sb.host.links().contains(&"vethstray".to_string()));
+    assert!(sb
+        .host
+        .mydocker_rules()
+        .iter()
+        .any(|r| r.contains("--dport 7070")));
+
+    let done = sb.mydocker_ok(&["system", "gc"]);
+    assert!(
+        done.contains("cleaned up container c1") && done.contains("deleted stray link vethstray"),
+        "{done}"
+    );
+    assert!(!sb.host.links().iter().any(|l| l.starts_with("veth")));
+    assert!(!sb
+        .host
+        .mydocker_rules()
+        .iter()
+        .any(|r| r.contains("--dport 7070")));
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "n"])).unwrap();
+    assert!(inspect[0]["endpoints"].as_array().unwrap().is_empty());
+    assert_eq!(
+        sb.mydocker_ok(&["system", "gc"]).trim(),
+        "nothing to recover"
+    );
+    sb.mydocker_ok(&["rm", "c1"]);
+    sb.mydocker_ok(&["network", "rm", "n"]);
+}

@@ -115,8 +115,13 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SystemCommand {
-    /// Finish the undo of operations interrupted by a killed mydocker.
-    Gc,
+    /// Reconcile state with the kernel: roll back interrupted operations,
+    /// clean up containers whose process died, delete stray links.
+    Gc {
+        /// Print what would be done without doing it.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 /// Output format of list/inspect commands.
@@ -153,10 +158,8 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Network(cmd) => network::run(&rt, cmd)?,
         Command::Driver(cmd) => driver::run(&rt, cmd)?,
         Command::Supervise { id } => return container::supervise(&rt, &id),
-        Command::System(SystemCommand::Gc) => {
-            // Runtime::open already recovered what it found; report anything
-            // a concurrent process left meanwhile too.
-            let lines = rt.recover_journals();
+        Command::System(SystemCommand::Gc { dry_run }) => {
+            let lines = rt.gc(dry_run)?;
             if lines.is_empty() {
                 println!("nothing to recover");
             }

@@ -295,6 +295,80 @@ impl Runtime {
             .collect())
     }
 
+    /// Reconciles state with the kernel: containers recorded as running
+    /// whose process is gone (their supervisor died too) are cleaned up,
+    /// host links attached to our networks' bridges that no endpoint
+    /// refers to are deleted, and interrupted operations are rolled back.
+    /// With `dry_run`, only says what it would do.
+    pub fn gc(&self, dry_run: bool) -> Result<Vec<String>> {
+        let mut report = Vec::new();
+        if dry_run {
+            let pending = crate::driver::journal::orphans(&self.root().join("journal")).len();
+            if pending > 0 {
+                report.push(format!(
+                    "would roll back {pending} interrupted operation(s)"
+                ));
+            }
+        } else {
+            report.extend(self.recover_journals());
+        }
+        for id in self.container_ids()? {
+            let status = self.container_status(&id)?;
+            if status.state == State::Running && !is_alive(&status) {
+                let name = self
+                    .container_config(&id)
+                    .map(|c| c.name)
+                    .unwrap_or_default();
+                report.push(format!(
+                    "{} container {name} whose process is gone",
+                    if dry_run {
+                        "would clean up"
+                    } else {
+                        "cleaned up"
+                    }
+                ));
+                if !dry_run {
+                    self.cleanup_container(&id, None)?;
+                }
+            }
+        }
+        let referenced: std::collections::BTreeSet<String> = self
+            .networks()?
+            .iter()
+            .flat_map(|n| self.endpoints(&n.name).unwrap_or_default())
+            .filter_map(|e| e.host_interface)
+            .collect();
+        let bridges: std::collections::BTreeSet<String> = self
+            .networks()?
+            .into_iter()
+            .flat_map(|n| n.owned_links)
+            .collect();
+        let sys = self.sys_handles();
+        if let Ok(nl) = sys.netlink() {
+            let links = nl.links().map_err(|e| ContainerError::Sys(e.to_string()))?;
+            let names: std::collections::BTreeMap<u32, String> =
+                links.iter().map(|l| (l.index, l.name.clone())).collect();
+            for link in &links {
+                let on_ours = link
+                    .master
+                    .and_then(|m| names.get(&m))
+                    .is_some_and(|m| bridges.contains(m));
+                if on_ours && link.kind == "veth" && !referenced.contains(&link.name) {
+                    report.push(format!(
+                        "{} stray link {}",
+                        if dry_run { "would delete" } else { "deleted" },
+                        link.name
+                    ));
+                    if !dry_run {
+                        nl.delete_link(&link.name)
+                            .map_err(|e| ContainerError::Sys(e.to_string()))?;
+                    }
+                }
+            }
+        }
+        Ok(report)
+    }
+
     /// After a reboot nothing runs any more: record that, and release
     /// their cgroups (the endpoints are released network-side).
     pub(crate) fn mark_containers_exited_after_reboot(&self) {
