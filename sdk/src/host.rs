@@ -21,8 +21,13 @@ pub trait Host {
     fn create_ipvlan(&mut self, name: &str, parent: &str, mode: IpvlanMode) -> Result<()>;
     /// Attaches host link `name` to bridge `master`.
     fn set_master(&mut self, name: &str, master: &str) -> Result<()>;
+    /// Brings link `name` in `ns` up; the link must be one this driver created
+    /// for the network or endpoint (or the container's `lo`).
     fn set_up(&mut self, ns: Netns, name: &str) -> Result<()>;
+    /// Sets the MTU (68..=65535) of link `name` in `ns`; the link must be this driver's.
     fn set_mtu(&mut self, ns: Netns, name: &str, mtu: u32) -> Result<()>;
+    /// Deletes link `name` in `ns` (one veth end takes the other with it); the
+    /// link must be this driver's.
     fn delete_link(&mut self, ns: Netns, name: &str) -> Result<()>;
     /// Read-only: a link's details, `None` if absent.
     fn get_link(&mut self, ns: Netns, name: &str) -> Result<Option<LinkInfo>>;
@@ -30,14 +35,21 @@ pub trait Host {
     fn driver_networks(&mut self) -> Result<Vec<Network>>;
     /// Read-only: the host link carrying the default route.
     fn default_route_interface(&mut self) -> Result<Option<String>>;
+    /// Adds `address` to this driver's link `name` in `ns`: within the network's
+    /// subnet, and in the container only the endpoint's own address.
     fn add_address(&mut self, ns: Netns, name: &str, address: Ipv4Net) -> Result<()>;
+    /// Removes `address` from this driver's link `name` in `ns`.
     fn delete_address(&mut self, ns: Netns, name: &str, address: Ipv4Net) -> Result<()>;
+    /// Adds the default route via `gateway` (inside the network's subnet); only
+    /// [`Netns::Container`] is allowed.
     fn add_default_route(&mut self, ns: Netns, gateway: Ipv4Addr) -> Result<()>;
     /// Masquerade the network's subnet leaving through anything but `bridge` (capability `nat`).
     fn masquerade(&mut self, bridge: &str) -> Result<()>;
+    /// Undoes [`masquerade`](Host::masquerade) for `bridge` (capability `nat`).
     fn unmasquerade(&mut self, bridge: &str) -> Result<()>;
     /// DNAT the mappings to the endpoint's address (capability `publish-port`).
     fn publish_ports(&mut self, ports: &[PortMapping]) -> Result<()>;
+    /// Undoes [`publish_ports`](Host::publish_ports) (capability `publish-port`).
     fn unpublish_ports(&mut self, ports: &[PortMapping]) -> Result<()>;
     /// Sets an allow-listed sysctl (capability `sysctl:<name>`).
     fn set_sysctl(&mut self, key: Sysctl, value: &str) -> Result<()>;

@@ -32,6 +32,8 @@
 //! export_driver!(Dummy);
 //! ```
 
+#![warn(missing_docs)]
+
 #[doc(hidden)]
 pub mod bindings;
 mod convert;

@@ -20,35 +20,61 @@ use crate::types::*;
 /// One call a driver made.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Op {
+    /// [`Host::create_bridge`]: the bridge's name.
     CreateBridge(String),
+    /// [`Host::create_veth`].
     CreateVeth {
+        /// The end in the host namespace.
         host: String,
+        /// The end inside the container.
         container: String,
     },
+    /// [`Host::create_macvlan`].
     CreateMacvlan {
+        /// The link's name inside the container.
         name: String,
+        /// The host link it sits on.
         parent: String,
+        /// The macvlan mode.
         mode: MacvlanMode,
     },
+    /// [`Host::create_ipvlan`].
     CreateIpvlan {
+        /// The link's name inside the container.
         name: String,
+        /// The host link it sits on.
         parent: String,
+        /// The ipvlan mode.
         mode: IpvlanMode,
     },
+    /// [`Host::set_master`].
     SetMaster {
+        /// The host link being attached.
         name: String,
+        /// The bridge it is attached to.
         master: String,
     },
+    /// [`Host::set_up`]: namespace, link.
     SetUp(Netns, String),
+    /// [`Host::set_mtu`]: namespace, link, MTU.
     SetMtu(Netns, String, u32),
+    /// [`Host::delete_link`]: namespace, link.
     DeleteLink(Netns, String),
+    /// [`Host::add_address`]: namespace, link, address.
     AddAddress(Netns, String, Ipv4Net),
+    /// [`Host::delete_address`]: namespace, link, address.
     DeleteAddress(Netns, String, Ipv4Net),
+    /// [`Host::add_default_route`]: namespace, gateway.
     AddDefaultRoute(Netns, Ipv4Addr),
+    /// [`Host::masquerade`]: the bridge.
     Masquerade(String),
+    /// [`Host::unmasquerade`]: the bridge.
     Unmasquerade(String),
+    /// [`Host::publish_ports`]: the mappings.
     PublishPorts(Vec<PortMapping>),
+    /// [`Host::unpublish_ports`]: the mappings.
     UnpublishPorts(Vec<PortMapping>),
+    /// [`Host::set_sysctl`]: key, value.
     SetSysctl(Sysctl, String),
 }
 
@@ -121,6 +147,7 @@ impl MockHost {
         self.ops.clear();
     }
 
+    /// Whether the link model has `name` in `ns`.
     pub fn has_link(&self, ns: Netns, name: &str) -> bool {
         self.links.contains_key(&(ns, name.to_string()))
     }

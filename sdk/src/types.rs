@@ -144,6 +144,7 @@ pub struct Data {
 }
 
 impl Data {
+    /// Empty data.
     pub fn new() -> Self {
         Data::default()
     }
@@ -163,6 +164,7 @@ impl Data {
         }
     }
 
+    /// The value of `key`, if set.
     pub fn get(&self, key: &str) -> Option<&str> {
         self.pairs
             .iter()
@@ -179,6 +181,7 @@ impl Data {
         })
     }
 
+    /// All pairs, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
@@ -189,10 +192,13 @@ impl Data {
 pub struct Network {
     /// 64 hex characters.
     pub id: String,
+    /// The user's name for the network.
     pub name: String,
     /// The subnet, host bits cleared.
     pub subnet: Ipv4Net,
+    /// The gateway address the host reserved for this network.
     pub gateway: Ipv4Addr,
+    /// The `-o key=value` options.
     pub options: Options,
     /// What `create_network` returned (empty during it).
     pub data: Data,
@@ -208,29 +214,39 @@ impl Network {
 /// Transport protocol of a published port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Protocol {
+    /// TCP.
     Tcp,
+    /// UDP.
     Udp,
 }
 
 /// `-p [HOST-IP:]HOST-PORT:CONTAINER-PORT[/PROTOCOL]`
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct PortMapping {
+    /// Only traffic to this host address is published; `None` = any local address.
     pub host_ip: Option<Ipv4Addr>,
+    /// The port on the host.
     pub host_port: u16,
+    /// The port in the container it forwards to.
     pub container_port: u16,
+    /// TCP or UDP.
     pub protocol: Protocol,
 }
 
 /// One container joining one network.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
+    /// The network being joined.
     pub network: Network,
+    /// The container's id (64 hex characters).
     pub container_id: String,
     /// Name the container-side interface must get ("eth0", "eth1", ...).
     pub interface: String,
     /// The allocated address with the subnet's prefix length.
     pub address: Ipv4Net,
+    /// The network's gateway, for the container's default route.
     pub gateway: Ipv4Addr,
+    /// Ports to publish to `address`.
     pub ports: Vec<PortMapping>,
     /// What `connect` returned (empty during it).
     pub data: Data,
@@ -249,6 +265,7 @@ impl Endpoint {
 pub struct Joined {
     /// The host-side interface, if any.
     pub host_interface: Option<String>,
+    /// Data the host keeps and passes back as `endpoint.data` at `disconnect`.
     pub data: Data,
 }
 
@@ -261,28 +278,42 @@ pub enum Netns {
     Container,
 }
 
+/// The kernel's macvlan modes (see ip-link(8)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum MacvlanMode {
+    /// Macvlans on the same parent talk to each other directly.
     Bridge,
+    /// Macvlans on the same parent cannot talk to each other.
     Private,
+    /// Traffic between macvlans on the same parent goes out via the external switch.
     Vepa,
+    /// A single macvlan takes over the parent (one per parent).
     Passthru,
 }
 
+/// The kernel's ipvlan modes (see ip-link(8)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum IpvlanMode {
+    /// Layer 2: switching on the parent, ARP and broadcast work.
     L2,
+    /// Layer 3: routing on the parent, no broadcast or multicast.
     L3,
+    /// Like `L3`, but traffic also passes the host's netfilter (conntrack).
     L3s,
 }
 
 /// What the host reports about an existing link.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LinkInfo {
+    /// The link's name.
     pub name: String,
+    /// "bridge", "veth", "macvlan", "ipvlan", "dummy", ... or "" if none.
     pub kind: String,
+    /// The link's MTU.
     pub mtu: u32,
+    /// "aa:bb:cc:dd:ee:ff", or "" for links without one.
     pub mac: String,
+    /// Whether the link is administratively up.
     pub up: bool,
 }
 
@@ -296,20 +327,31 @@ pub enum Sysctl {
 /// Severity of a log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Detail for debugging.
     Debug,
+    /// Normal progress.
     Info,
+    /// Something unexpected that did not fail the call.
     Warn,
+    /// A failure.
     Error,
 }
 
 /// Capabilities a driver can ask for in [`Info::capabilities`].
 pub mod capability {
+    /// [`Host::create_bridge`](crate::Host::create_bridge).
     pub const BRIDGE: &str = "bridge";
+    /// [`Host::create_veth`](crate::Host::create_veth).
     pub const VETH: &str = "veth";
+    /// [`Host::create_macvlan`](crate::Host::create_macvlan).
     pub const MACVLAN: &str = "macvlan";
+    /// [`Host::create_ipvlan`](crate::Host::create_ipvlan).
     pub const IPVLAN: &str = "ipvlan";
+    /// [`Host::masquerade`](crate::Host::masquerade) and `unmasquerade`.
     pub const NAT: &str = "nat";
+    /// [`Host::publish_ports`](crate::Host::publish_ports) and `unpublish_ports`.
     pub const PUBLISH_PORT: &str = "publish-port";
+    /// [`Host::set_sysctl`](crate::Host::set_sysctl) with [`Sysctl::IpForward`](crate::Sysctl::IpForward).
     pub const SYSCTL_IP_FORWARD: &str = "sysctl:ip_forward";
 }
 
@@ -320,6 +362,7 @@ pub struct Info {
     pub name: String,
     /// The driver's own version.
     pub version: String,
+    /// One line shown in `driver list` / `driver inspect`.
     pub description: String,
     /// See [`capability`].
     pub capabilities: Vec<String>,
