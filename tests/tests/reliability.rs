@@ -273,3 +273,111 @@ fn system_gc_reconciles_dead_containers_and_stray_links() {
     sb.mydocker_ok(&["rm", "c1"]);
     sb.mydocker_ok(&["network", "rm", "n"]);
 }
+
+/// Runs mydocker with a fault point that SIGKILLs it at that step.
+fn killed_at(sb: &Sandbox, point: &str, args: &[&str]) {
+    let out = sb
+        .mydocker_command()
+        .env("MYDOCKER_FAULT", format!("{point}:1"))
+        .args(args)
+        .output()
+        .unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    // `run -d` reports its supervisor's death instead of dying itself.
+    assert!(
+        out.status.signal() == Some(9) || !out.status.success(),
+        "{point}: the fault did not fire"
+    );
+}
+
+#[test]
+fn crash_at_each_step_then_gc_leaves_a_consistent_machine() {
+    let sb = Sandbox::with_busybox();
+    let clean_links = sb.host.links();
+
+    // network create, killed after the driver but before the record.
+    killed_at(
+        &sb,
+        "create-network-before-record",
+        &["network", "create", "--subnet", "10.65.0.0/24", "n"],
+    );
+    sb.mydocker_ok(&["system", "gc"]);
+    assert_eq!(sb.host.links(), clean_links, "create: bridge leaked");
+    assert!(sb
+        .host
+        .mydocker_rules()
+        .iter()
+        .all(|r| !r.contains("10.65.0.0")));
+    assert!(!sb.mydocker_ok(&["network", "ls"]).contains("10.65.0.0"));
+
+    // run -d, its supervisor killed right after connecting.
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.65.0.0/24", "n"]);
+    killed_at(
+        &sb,
+        "run-after-connect",
+        &[
+            "run", "-d", "--name", "r", "--net", "n", "-p", "6060:60", "busybox", "sleep", "600",
+        ],
+    );
+    sb.mydocker_ok(&["system", "gc"]);
+    assert!(
+        !sb.host.links().iter().any(|l| l.starts_with("veth")),
+        "run: veth leaked"
+    );
+    assert!(
+        !sb.host.mydocker_rules().iter().any(|r| r.contains("6060")),
+        "run: DNAT leaked"
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "n"])).unwrap();
+    assert!(
+        inspect[0]["endpoints"].as_array().unwrap().is_empty(),
+        "run: address leaked"
+    );
+    assert!(sb.ps().iter().all(|c| c["state"] != "running"));
+
+    // network disconnect of a running container, killed after the driver.
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.66.0.0/24", "m"]);
+    sb.mydocker_ok(&[
+        "run", "-d", "--name", "c", "--net", "n", "busybox", "sleep", "600",
+    ]);
+    sb.mydocker_ok(&["network", "connect", "m", "c"]);
+    killed_at(
+        &sb,
+        "disconnect-after-driver",
+        &["network", "disconnect", "m", "c"],
+    );
+    // Retrying finishes it: the driver's teardown is idempotent.
+    sb.mydocker_ok(&["network", "disconnect", "m", "c"]);
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "m"])).unwrap();
+    assert!(inspect[0]["endpoints"].as_array().unwrap().is_empty());
+
+    // rm, killed after releasing everything but before deleting the record.
+    killed_at(&sb, "rm-after-cleanup", &["rm", "-f", "c"]);
+    sb.mydocker_ok(&["rm", "-f", "c"]);
+    assert!(sb.container("c").is_none());
+    assert!(!sb.host.links().iter().any(|l| l.starts_with("veth")));
+
+    // network rm, killed after the driver tore it down.
+    killed_at(&sb, "remove-network-after-driver", &["network", "rm", "m"]);
+    // The network is not lost: it is still listed, and removing it again works.
+    assert!(sb.mydocker_ok(&["network", "ls"]).contains("10.66.0.0/24"));
+    sb.mydocker_ok(&["network", "rm", "m"]);
+
+    for name in sb
+        .ps()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap().to_string())
+        .collect::<Vec<_>>()
+    {
+        sb.mydocker_ok(&["rm", "-f", &name]);
+    }
+    sb.mydocker_ok(&["network", "rm", "n"]);
+    assert_eq!(sb.host.links(), clean_links);
+    assert!(
+        sb.host.mydocker_rules().is_empty(),
+        "{:#?}",
+        sb.host.mydocker_rules()
+    );
+}

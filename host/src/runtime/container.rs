@@ -23,6 +23,7 @@ use super::image::{ImageError, ImageStore};
 use super::network::{ConnectRequest, NetworkError, PortMapping, Protocol};
 use super::spec::{PortSpec, VolumeSpec};
 use super::Runtime;
+use crate::driver::host_impl::fault_point;
 use crate::store::{self, Lock, StoreError};
 use crate::sys::cgroup::{Cgroup, CgroupError, Resources};
 use crate::sys::container::{
@@ -151,6 +152,10 @@ pub struct ContainerStatus {
     pub finished: Option<u64>,
     pub attachments: Vec<Attachment>,
     pub error: Option<String>,
+    /// The process starting the container (pid, start time) while it sets
+    /// it up: its endpoints are not stray while that process lives.
+    #[serde(default)]
+    pub starter: Option<(i32, u64)>,
 }
 
 impl ContainerStatus {
@@ -165,7 +170,14 @@ impl ContainerStatus {
             finished: None,
             attachments: Vec::new(),
             error: None,
+            starter: None,
         }
+    }
+
+    /// Whether the process that was starting this container still lives.
+    fn starter_alive(&self) -> bool {
+        self.starter
+            .is_some_and(|(pid, start)| process_start_time(pid) == Some(start))
     }
 }
 
@@ -329,6 +341,34 @@ impl Runtime {
                 ));
                 if !dry_run {
                     self.cleanup_container(&id, None)?;
+                }
+            }
+        }
+        // Endpoints of known containers that are not running (a run killed
+        // between connect and recording it, say).
+        let known: std::collections::BTreeSet<String> = self.container_ids()?.into_iter().collect();
+        for net in self.networks()? {
+            for ep in self.endpoints(&net.name)? {
+                if !known.contains(&ep.container_id) {
+                    continue;
+                }
+                let alive = self
+                    .container_status(&ep.container_id)
+                    .map(|s| is_alive(&s) || s.starter_alive())
+                    .unwrap_or(false);
+                if !alive {
+                    report.push(format!(
+                        "{} endpoint of stopped container {} on network {}",
+                        if dry_run { "would release" } else { "released" },
+                        &ep.container_id[..12],
+                        net.name
+                    ));
+                    if !dry_run {
+                        match self.disconnect(&net.name, &ep.container_id, None) {
+                            Ok(()) | Err(NetworkError::NotConnected { .. }) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
                 }
             }
         }
@@ -610,6 +650,10 @@ impl Runtime {
     }
 
     fn start_inner(&self, cfg: &ContainerConfig, stdio: Stdio) -> Result<i32> {
+        let me = std::process::id() as i32;
+        let mut starting = ContainerStatus::created();
+        starting.starter = process_start_time(me).map(|t| (me, t));
+        self.write_status(&cfg.id, &starting)?;
         let image_root = self.images().rootfs(&cfg.image);
         let cgroup = Cgroup::create(CGROUP_PREFIX, &cfg.id, &Self::cgroup_resources(cfg))?;
         let own_netns = cfg.net != NetMode::Host;
@@ -693,6 +737,7 @@ impl Runtime {
         status.pid = Some(pid);
         status.pid_start = process_start_time(pid);
         status.started = Some(now_unix());
+        fault_point("run-after-connect", 1);
         status.attachments = attachments.clone();
         if let Err(e) = self.write_status(&cfg.id, &status) {
             return Err(fail(self, &attachments, e));
@@ -751,13 +796,26 @@ impl Runtime {
             let mut status = self.container_status(id)?;
             let cgroup = Cgroup::open(CGROUP_PREFIX, id);
             let oom = cgroup.oom_killed();
-            for a in &status.attachments {
-                match self.disconnect(&a.network, id, None) {
+            // Every network holding an endpoint of this container, recorded
+            // in its status or not (a start killed between connect and the
+            // status write leaves only the endpoint).
+            let mut networks: std::collections::BTreeSet<String> = status
+                .attachments
+                .iter()
+                .map(|a| a.network.clone())
+                .collect();
+            for net in self.networks()? {
+                if self.endpoint_path(&net.name, id).is_file() {
+                    networks.insert(net.name);
+                }
+            }
+            for network in &networks {
+                match self.disconnect(network, id, None) {
                     Ok(())
                     | Err(NetworkError::NotConnected { .. })
                     | Err(NetworkError::NotFound(_)) => {}
                     Err(e) => {
-                        tracing::warn!(container = id, network = %a.network, "disconnect failed: {e}")
+                        tracing::warn!(container = id, network = %network, "disconnect failed: {e}")
                     }
                 }
             }
@@ -842,6 +900,7 @@ impl Runtime {
             // dead process: release whatever it may hold (cgroup, endpoints).
             self.cleanup_container(id, None)?;
         }
+        fault_point("rm-after-cleanup", 1);
         if self.container_dir(id).exists() {
             self.remove_container_dir(id)?;
         }

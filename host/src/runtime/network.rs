@@ -641,7 +641,7 @@ impl Runtime {
         Ok(())
     }
 
-    fn endpoint_path(&self, network: &str, container: &str) -> PathBuf {
+    pub(crate) fn endpoint_path(&self, network: &str, container: &str) -> PathBuf {
         self.network_dir(network)
             .join("endpoints")
             .join(format!("{container}.json"))
@@ -804,6 +804,7 @@ impl Runtime {
         }
         let driver = self.driver_for(&record)?;
         self.call_delete_network(&driver, &record)?;
+        fault_point("remove-network-after-driver", 1);
         remove_network_dir(&self.network_dir(name))?;
         if self.networks()?.is_empty() {
             self.remove_empty_firewall_chains();
@@ -1025,6 +1026,7 @@ impl Runtime {
         };
         let driver = self.driver_for(&record)?;
         self.call_disconnect(&driver, &record, &endpoint, netns)?;
+        fault_point("disconnect-after-driver", 1);
         let mut pool = self.load_pool(&record)?;
         pool.release(endpoint.address);
         self.save_pool(network, &pool)?;
