@@ -241,10 +241,32 @@ fn system_gc_reconciles_dead_containers_and_stray_links() {
     ]);
     sb.host
         .ok(&["ip", "link", "set", "vethstray", "master", "n"]);
+    // And a DNAT rule in our chain that no container owns.
+    sb.host.ok(&[
+        "iptables",
+        "-t",
+        "nat",
+        "-A",
+        "MYDOCKER-DNAT",
+        "-p",
+        "tcp",
+        "-m",
+        "tcp",
+        "--dport",
+        "9999",
+        "-j",
+        "DNAT",
+        "--to-destination",
+        "10.64.0.99:99",
+    ]);
 
     let plan = sb.mydocker_ok(&["system", "gc", "--dry-run"]);
     assert!(plan.contains("would clean up container c1"), "{plan}");
     assert!(plan.contains("would delete stray link vethstray"), "{plan}");
+    assert!(
+        plan.contains("would remove stray firewall rule") && plan.contains("--dport 9999"),
+        "{plan}"
+    );
     assert!(sb.host.links().contains(&"vethstray".to_string()));
     assert!(sb
         .host
@@ -262,7 +284,13 @@ fn system_gc_reconciles_dead_containers_and_stray_links() {
         .host
         .mydocker_rules()
         .iter()
-        .any(|r| r.contains("--dport 7070")));
+        .any(|r| r.contains("--dport 7070") || r.contains("--dport 9999")));
+    // The network's own masquerade rule is kept.
+    assert!(sb
+        .host
+        .mydocker_rules()
+        .iter()
+        .any(|r| r.contains("-s 10.64.0.0/24")));
     let inspect: serde_json::Value =
         serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "n"])).unwrap();
     assert!(inspect[0]["endpoints"].as_array().unwrap().is_empty());
@@ -271,7 +299,14 @@ fn system_gc_reconciles_dead_containers_and_stray_links() {
         "nothing to recover"
     );
     sb.mydocker_ok(&["rm", "c1"]);
-    sb.mydocker_ok(&["network", "rm", "n"]);
+    // prune: exited containers and unused networks go.
+    sb.mydocker_ok(&[
+        "run", "-d", "--name", "done", "--net", "n", "busybox", "true",
+    ]);
+    assert!(sb.wait_exited("done"));
+    assert_eq!(sb.mydocker_ok(&["container", "prune"]).trim(), "done");
+    assert_eq!(sb.mydocker_ok(&["network", "prune"]).trim(), "n");
+    assert!(sb.host.mydocker_rules().is_empty());
 }
 
 /// Runs mydocker with a fault point that SIGKILLs it at that step.

@@ -91,6 +91,12 @@ pub enum Command {
         #[arg(required = true)]
         containers: Vec<String>,
     },
+    /// Remove containers that are not running.
+    #[command(name = "container")]
+    Container {
+        #[command(subcommand)]
+        command: ContainerCommand,
+    },
     /// List images.
     Images {
         #[arg(long, value_enum, default_value = "table")]
@@ -111,6 +117,12 @@ pub enum Command {
     /// Internal: supervises a detached container.
     #[command(name = "__supervise", hide = true)]
     Supervise { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ContainerCommand {
+    /// Remove every container that is not running.
+    Prune,
 }
 
 #[derive(Debug, Subcommand)]
@@ -154,6 +166,16 @@ pub fn run(cli: Cli) -> Result<i32> {
         Command::Stop { time, containers } => container::stop(&rt, &containers, time)?,
         Command::Rm { force, containers } => container::rm(&rt, &containers, force)?,
         Command::Images { format } => image::list(&rt, format)?,
+        Command::Container {
+            command: ContainerCommand::Prune,
+        } => {
+            for c in rt.containers()? {
+                if !c.alive && !c.status.starter_alive() {
+                    rt.remove_container(&c.config.id, false)?;
+                    println!("{}", c.config.name);
+                }
+            }
+        }
         Command::Image(cmd) => image::run(&rt, cmd)?,
         Command::Network(cmd) => network::run(&rt, cmd)?,
         Command::Driver(cmd) => driver::run(&rt, cmd)?,

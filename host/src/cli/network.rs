@@ -42,6 +42,8 @@ pub enum NetworkCommand {
     Connect { network: String, container: String },
     /// Disconnect a running container from a network.
     Disconnect { network: String, container: String },
+    /// Remove every network without endpoints.
+    Prune,
     /// Remove networks (refused while containers are connected).
     #[command(alias = "rm")]
     Remove {
@@ -165,6 +167,18 @@ pub fn run(rt: &Runtime, cmd: NetworkCommand) -> Result<()> {
             let id = rt.find_container(&container)?;
             rt.disconnect_container(&network, &id)
                 .with_context(|| format!("cannot disconnect {container} from network {network}"))?;
+        }
+        NetworkCommand::Prune => {
+            for net in rt.networks()? {
+                if rt.endpoints(&net.name)?.is_empty() {
+                    match rt.remove_network(&net.name) {
+                        Ok(()) => println!("{}", net.name),
+                        // Someone connected to it meanwhile: keep it.
+                        Err(crate::runtime::NetworkError::HasEndpoints { .. }) => {}
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+            }
         }
         NetworkCommand::Remove { names } => {
             let mut failed = None;

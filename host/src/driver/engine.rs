@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Store, StoreLimits, StoreLimitsBuilder};
+use wasmtime::{CallHook, Config, Engine, Store, StoreLimits, StoreLimitsBuilder, UpdateDeadline};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -85,6 +85,11 @@ pub struct HostState {
     table: ResourceTable,
     limits: StoreLimits,
     ctx: CallContext,
+    /// When the current host call started, and the total spent in host
+    /// calls: the time limit is on the driver's own work, so a host call
+    /// slowed by a busy machine (iptables' lock, netlink) is not charged.
+    host_since: Option<Instant>,
+    host_time: Duration,
 }
 
 impl WasiView for HostState {
@@ -249,12 +254,40 @@ impl DriverEngine {
                 table: ResourceTable::new(),
                 limits,
                 ctx,
+                host_since: None,
+                host_time: Duration::ZERO,
             },
         );
         store.limiter(|s| &mut s.limits);
-        let ticks = (self.limits.timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.call_hook(|mut s, hook| {
+            let data = s.data_mut();
+            match hook {
+                CallHook::CallingHost => data.host_since = Some(Instant::now()),
+                CallHook::ReturningFromHost => {
+                    if let Some(t) = data.host_since.take() {
+                        data.host_time += t.elapsed();
+                    }
+                }
+                _ => {}
+            }
+            Ok(())
+        });
+        let timeout = self.limits.timeout;
+        // A backstop on wall-clock time too, for a driver that spins on
+        // cheap host calls instead of its own code.
+        let wall_limit = (timeout * 10).max(Duration::from_secs(10));
+        let started = Instant::now();
+        let ticks = (timeout.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
         store.set_epoch_deadline(ticks);
-        store.epoch_deadline_trap();
+        store.epoch_deadline_callback(move |s| {
+            let wall = started.elapsed();
+            let own = wall.saturating_sub(s.data().host_time);
+            if own >= timeout || wall >= wall_limit {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            let left = (timeout - own).as_millis() / EPOCH_TICK.as_millis();
+            Ok(UpdateDeadline::Continue((left as u64).max(1)))
+        });
 
         let outcome = NetworkDriver::instantiate(&mut store, component, &self.linker)
             .and_then(|bindings| f(&bindings, &mut store));

@@ -101,6 +101,9 @@ pub struct CallContext {
     /// Links created during this call, as (in the container?, name): the
     /// host records them as owned by the network or endpoint.
     pub created: Vec<(bool, String)>,
+    /// Firewall rules added during this call: the host records them as the
+    /// network's or endpoint's, so garbage collection knows what is ours.
+    pub created_rules: Vec<Rule>,
     /// Other networks of the same driver (`driver-networks`).
     pub peers: Vec<wit::NetworkConfig>,
     /// Record mutations instead of applying them (`--dry-run`).
@@ -121,6 +124,7 @@ impl CallContext {
             changes: 0,
             owned: BTreeSet::new(),
             created: Vec::new(),
+            created_rules: Vec::new(),
             peers: Vec::new(),
             dry_run: false,
             planned: Vec::new(),
@@ -734,6 +738,7 @@ impl wit_host::Host for CallContext {
                 .map_err(|e| DErr::HostFailure(e.to_string()))?;
             self.after_change(Some(undo));
         }
+        self.created_rules.extend(rules);
         Ok(())
     }
 
@@ -778,6 +783,7 @@ impl wit_host::Host for CallContext {
                 .map_err(|e| DErr::HostFailure(e.to_string()))?;
             self.after_change(Some(undo));
         }
+        self.created_rules.extend(rules);
         Ok(())
     }
 

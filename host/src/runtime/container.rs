@@ -175,7 +175,7 @@ impl ContainerStatus {
     }
 
     /// Whether the process that was starting this container still lives.
-    fn starter_alive(&self) -> bool {
+    pub fn starter_alive(&self) -> bool {
         self.starter
             .is_some_and(|(pid, start)| process_start_time(pid) == Some(start))
     }
@@ -404,6 +404,38 @@ impl Runtime {
                             .map_err(|e| ContainerError::Sys(e.to_string()))?;
                     }
                 }
+            }
+        }
+        // Rules in our chains that no network or endpoint recorded. This
+        // assumes one state root per network namespace (the chains are
+        // shared by everything in the namespace).
+        if let Ok(fw) = sys.firewall() {
+            let mut expected = std::collections::BTreeSet::new();
+            for net in self.networks()? {
+                for r in &net.owned_rules {
+                    expected.extend(r.lines());
+                }
+                for ep in self.endpoints(&net.name)? {
+                    for r in &ep.owned_rules {
+                        expected.extend(r.lines());
+                    }
+                }
+            }
+            let stray: Vec<String> = fw
+                .list_ours()
+                .map_err(|e| ContainerError::Sys(e.to_string()))?
+                .into_iter()
+                .filter(|l| !expected.contains(l))
+                .collect();
+            for line in &stray {
+                report.push(format!(
+                    "{} stray firewall rule: {line}",
+                    if dry_run { "would remove" } else { "removed" }
+                ));
+            }
+            if !dry_run && !stray.is_empty() {
+                fw.remove_listed(&stray)
+                    .map_err(|e| ContainerError::Sys(e.to_string()))?;
             }
         }
         Ok(report)

@@ -26,6 +26,7 @@ use crate::driver::{
     CallContext, ContainerNs, Driver, DriverCallError, DriverSource, RegistryError, Scope,
 };
 use crate::store::{self, Lock, StoreError};
+use crate::sys::firewall::Rule;
 
 /// Names reserved by `--net` for special modes.
 const RESERVED_NAMES: &[&str] = &["none", "host", "bridge-default"];
@@ -108,6 +109,9 @@ pub struct NetworkRecord {
     /// may change later (besides those of each endpoint).
     #[serde(default)]
     pub owned_links: Vec<String>,
+    /// Firewall rules added for this network (for garbage collection).
+    #[serde(default)]
+    pub owned_rules: Vec<Rule>,
 }
 
 impl NetworkRecord {
@@ -203,6 +207,9 @@ pub struct EndpointRecord {
     /// name): the only ones, with the network's, it may change at disconnect.
     #[serde(default)]
     pub owned_links: Vec<(bool, String)>,
+    /// Firewall rules added for this endpoint (for garbage collection).
+    #[serde(default)]
+    pub owned_rules: Vec<Rule>,
 }
 
 /// Most items a driver may hand back as data, and their size: the host
@@ -433,9 +440,9 @@ impl Runtime {
             &driver.component,
             ctx.with_journal(journal.clone()),
             |d, s| d.mydocker_network_driver().call_create_network(s, &config),
-            |ctx| ctx.created.clone(),
+            |ctx| (ctx.created.clone(), ctx.created_rules.clone()),
         );
-        let (data, created) = match outcome {
+        let (data, (created, rules)) = match outcome {
             Ok(v) => v,
             Err(e) => {
                 finish_journal(journal);
@@ -448,6 +455,7 @@ impl Runtime {
             .filter(|(c, _)| !c)
             .map(|(_, n)| n)
             .collect();
+        fresh.owned_rules = rules;
         let saved = store::write_json(&self.network_dir(&record.name).join("network.json"), &fresh);
         finish_journal(journal);
         saved?;
@@ -711,6 +719,7 @@ impl Runtime {
             driver_data: Vec::new(),
             created: now_unix(),
             owned_links: Vec::new(),
+            owned_rules: Vec::new(),
         };
         let ctx = self.call_context(&driver, &record.name, Scope::Network { subnet })?;
         let config = record.to_wit();
@@ -728,10 +737,10 @@ impl Runtime {
             &driver.component,
             ctx.with_journal(journal.clone()),
             |d, s| d.mydocker_network_driver().call_create_network(s, &config),
-            |ctx| ctx.created.clone(),
+            |ctx| (ctx.created.clone(), ctx.created_rules.clone()),
         );
         let finish = finish_journal;
-        let (data, created) = match outcome {
+        let (data, (created, rules)) = match outcome {
             Ok(v) => v,
             Err(e) => {
                 finish(journal);
@@ -743,6 +752,7 @@ impl Runtime {
             .filter(|(in_container, _)| !in_container)
             .map(|(_, name)| name)
             .collect();
+        record.owned_rules = rules;
         let persisted = check_driver_data(driver.name(), &data).and_then(|()| {
             record.driver_data = kv_from_wit(data);
             fault_point("create-network-before-record", 1);
@@ -922,9 +932,15 @@ impl Runtime {
             &driver.component,
             ctx,
             |d, s| d.mydocker_network_driver().call_connect(s, &config),
-            |ctx| (container_mac(ctx, &interface), ctx.created.clone()),
+            |ctx| {
+                (
+                    container_mac(ctx, &interface),
+                    ctx.created.clone(),
+                    ctx.created_rules.clone(),
+                )
+            },
         );
-        let (info, (mac, created)) = match outcome {
+        let (info, (mac, created, rules)) = match outcome {
             Ok(v) => v,
             Err(e) => {
                 release(&mut pool);
@@ -944,6 +960,7 @@ impl Runtime {
             port_mappings: req.port_mappings.to_vec(),
             driver_data: kv_from_wit(info.driver_data.clone()),
             owned_links: created,
+            owned_rules: rules,
         };
         fault_point("connect-before-record", 1);
         let recorded = check_driver_data(driver.name(), &info.driver_data)

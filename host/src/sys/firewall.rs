@@ -661,6 +661,44 @@ impl Firewall {
     }
 
     /// Runs one `iptables-restore -w --noflush` with `batch` on stdin.
+    /// Deletes rules given in the format of [`Firewall::list_ours`]
+    /// (`-t TABLE -A CHAIN SPEC`) in one batch — for garbage collection of
+    /// rules no state refers to. Lines for other chains are refused.
+    pub fn remove_listed(&self, lines: &[String]) -> Result<(), FirewallError> {
+        let mut by_table: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for line in lines {
+            let mut words = line.splitn(4, ' ');
+            let (Some("-t"), Some(table), Some("-A"), Some(rest)) =
+                (words.next(), words.next(), words.next(), words.next())
+            else {
+                return Err(FirewallError::Invalid(format!("not a listed rule: {line}")));
+            };
+            let chain = rest.split(' ').next().unwrap_or("");
+            if !CHAINS.iter().any(|(t, c)| *t == table && *c == chain) {
+                return Err(FirewallError::Invalid(format!(
+                    "not one of our chains: {line}"
+                )));
+            }
+            by_table
+                .entry(table.to_string())
+                .or_default()
+                .push(format!("-D {rest}"));
+        }
+        if by_table.is_empty() {
+            return Ok(());
+        }
+        let mut batch = String::new();
+        for (table, rules) in &by_table {
+            batch.push_str(&format!("*{table}\n"));
+            for r in rules {
+                batch.push_str(r);
+                batch.push('\n');
+            }
+            batch.push_str("COMMIT\n");
+        }
+        self.run_restore(&batch, lines.len())
+    }
+
     fn run_restore(&self, batch: &str, lines: usize) -> Result<(), FirewallError> {
         let program = &self.restore;
         tracing::debug!(program = %program.display(), lines, "spawning firewall process");
