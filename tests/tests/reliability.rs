@@ -416,3 +416,329 @@ fn crash_at_each_step_then_gc_leaves_a_consistent_machine() {
         sb.host.mydocker_rules()
     );
 }
+
+/// One table of malformed input across every command and flag: each is a
+/// one-line error naming the culprit, a non-zero exit, and no change to the
+/// state root, links or rules.
+#[test]
+fn malformed_input_table() {
+    let sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.70.0.0/24", "n"]);
+    let long = "a".repeat(300);
+    let v_missing = format!("{}/missing:/x", sb.root.path().display());
+    let v_rx = format!("{}:/x:rx", sb.root.path().display());
+    let table: Vec<(Vec<&str>, &str)> = vec![
+        // network names and CIDRs
+        (
+            vec!["network", "create", "--subnet", "10.71.0.0/24", "a/b"],
+            "a/b",
+        ),
+        (
+            vec!["network", "create", "--subnet", "10.71.0.0/24", ".."],
+            "'..'",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.71.0.0/24",
+                "with space",
+            ],
+            "with space",
+        ),
+        (
+            vec!["network", "create", "--subnet", "10.71.0.0/24", &long],
+            "longer than 64",
+        ),
+        (
+            vec!["network", "create", "--subnet", "10.71.0.0/24", "réseau"],
+            "réseau",
+        ),
+        (
+            vec!["network", "create", "--subnet", "10.71.0.0/33", "x"],
+            "10.71.0.0/33",
+        ),
+        (
+            vec!["network", "create", "--subnet", "300.1.1.1/24", "x"],
+            "300.1.1.1/24",
+        ),
+        (
+            vec!["network", "create", "--subnet", "10.71.0.0/24 ", "x"],
+            "10.71.0.0/24 ",
+        ),
+        (
+            vec!["network", "create", "--subnet", "fd00::/64", "x"],
+            "fd00::/64",
+        ),
+        (
+            vec!["network", "create", "--subnet", "", "x"],
+            "invalid subnet",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.71.0.0/24",
+                "--gateway",
+                "10.71.0.0",
+                "x",
+            ],
+            "10.71.0.0",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.71.0.0/24",
+                "--gateway",
+                "banana",
+                "x",
+            ],
+            "banana",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.71.0.0/24",
+                "-o",
+                "=v",
+                "x",
+            ],
+            "'=v'",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.71.0.0/24",
+                "-o",
+                "mtu=9",
+                "x",
+            ],
+            "mtu='9'",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.71.0.0/24",
+                "-o",
+                "enable_ip_masquerade=maybe",
+                "x",
+            ],
+            "maybe",
+        ),
+        (
+            vec![
+                "network",
+                "create",
+                "--subnet",
+                "10.71.0.0/24",
+                "--driver",
+                "Bad Name",
+                "x",
+            ],
+            "Bad Name",
+        ),
+        (
+            vec!["network", "connect", "n", "ghost"],
+            "container ghost not found",
+        ),
+        // ports
+        (
+            vec!["run", "--net", "n", "-p", "0:80", "busybox", "true"],
+            "'0:80'",
+        ),
+        (
+            vec!["run", "--net", "n", "-p", "65536:80", "busybox", "true"],
+            "'65536:80'",
+        ),
+        (
+            vec!["run", "--net", "n", "-p", "8000-8010:80", "busybox", "true"],
+            "ranges",
+        ),
+        (
+            vec!["run", "--net", "n", "-p", "8080:80/sctp", "busybox", "true"],
+            "sctp",
+        ),
+        (
+            vec![
+                "run",
+                "--net",
+                "n",
+                "-p",
+                "1.2.3:8080:80",
+                "busybox",
+                "true",
+            ],
+            "1.2.3",
+        ),
+        (
+            vec!["run", "--net", "n", "-p", "", "busybox", "true"],
+            "invalid port mapping",
+        ),
+        // env, volumes, limits, names
+        (
+            vec!["run", "--net", "none", "-e", "1BAD=x", "busybox", "true"],
+            "1BAD",
+        ),
+        (
+            vec!["run", "--net", "none", "-e", "NOVALUE", "busybox", "true"],
+            "NOVALUE",
+        ),
+        (
+            vec!["run", "--net", "none", "-v", &v_missing, "busybox", "true"],
+            "does not exist",
+        ),
+        (
+            vec![
+                "run",
+                "--net",
+                "none",
+                "-v",
+                "/tmp:relative",
+                "busybox",
+                "true",
+            ],
+            "relative",
+        ),
+        (
+            vec!["run", "--net", "none", "-v", &v_rx, "busybox", "true"],
+            ":rx",
+        ),
+        (
+            vec![
+                "run",
+                "--net",
+                "none",
+                "-v",
+                "/tmp:/x/../y",
+                "busybox",
+                "true",
+            ],
+            "..",
+        ),
+        (
+            vec!["run", "--net", "none", "-m", "1.5g", "busybox", "true"],
+            "1.5g",
+        ),
+        (
+            vec!["run", "--net", "none", "-m", "1k", "busybox", "true"],
+            "6 MiB",
+        ),
+        (
+            vec!["run", "--net", "none", "--cpus", "-1", "busybox", "true"],
+            "-1",
+        ),
+        (
+            vec!["run", "--net", "none", "--cpus", "NaN", "busybox", "true"],
+            "NaN",
+        ),
+        (
+            vec![
+                "run",
+                "--net",
+                "none",
+                "--cpuset-cpus",
+                "4096",
+                "busybox",
+                "true",
+            ],
+            "4096",
+        ),
+        (
+            vec!["run", "--net", "none", "--name=-bad", "busybox", "true"],
+            "-bad",
+        ),
+        (
+            vec!["run", "--net", "none", "--name", &long, "busybox", "true"],
+            "invalid container name",
+        ),
+        (
+            vec![
+                "run",
+                "--net",
+                "none",
+                "--hostname",
+                "bad_host!",
+                "busybox",
+                "true",
+            ],
+            "bad_host!",
+        ),
+        (vec!["run", "--net", "none", "BusyBox", "true"], "BusyBox"),
+        (
+            vec!["run", "--net", "none", "busy:latest", "true"],
+            "busy:latest",
+        ),
+        (
+            vec!["run", "--net", "ghost", "busybox", "true"],
+            "network ghost not found",
+        ),
+        // images and drivers
+        (
+            vec!["image", "import", "/nonexistent.tar", "img"],
+            "/nonexistent.tar",
+        ),
+        (
+            vec!["image", "import", "/etc/hostname", "img"],
+            "not a tar archive",
+        ),
+        (vec!["image", "rm", "ghost"], "image ghost not found"),
+        (vec!["driver", "inspect", "ghost"], "unknown driver 'ghost'"),
+        (
+            vec!["driver", "install", "--yes", "/etc/hostname"],
+            "not a usable driver",
+        ),
+        (vec!["driver", "new", "Bad Name"], "Bad Name"),
+        // containers that do not exist
+        (vec!["logs", "ghost"], "ghost"),
+        (vec!["inspect", "ghost"], "ghost"),
+        (vec!["rm", "ghost"], "ghost"),
+    ];
+    let links = sb.host.links();
+    let rules = sb.host.mydocker_rules();
+    let state = sb.state_snapshot();
+    for (args, culprit) in &table {
+        let err = sb.mydocker_err(args);
+        assert!(
+            err.contains(culprit),
+            "{args:?}: '{culprit}' not named in: {err}"
+        );
+    }
+    assert_eq!(sb.host.links(), links);
+    assert_eq!(sb.host.mydocker_rules(), rules);
+    assert_eq!(sb.state_snapshot(), state);
+
+    // Damaged state files: named, refused, left untouched.
+    let file = sb.root.path().join("networks/n/network.json");
+    let good = std::fs::read_to_string(&file).unwrap();
+    for bad in [
+        "",
+        "{\"version\": 1, \"id\": ",
+        "[1, 2, 3]",
+        &good.replace("\"version\": 1", "\"version\": \"one\""),
+        &good.replace("\"version\": 1", "\"version\": 99"),
+    ] {
+        std::fs::write(&file, bad).unwrap();
+        let err = sb.mydocker_err(&["network", "inspect", "n"]);
+        assert!(err.contains(file.to_str().unwrap()), "{err}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), bad);
+    }
+    std::fs::write(&file, good).unwrap();
+    let ipam = sb.root.path().join("networks/n/ipam.json");
+    std::fs::write(&ipam, "{\"version\":1,\"subnet\":\"10.70.0.0/24\",\"gateway\":\"10.70.0.1\",\"allocated\":[[5,1]]}").unwrap();
+    let err = sb.mydocker_err(&["run", "--rm", "--net", "n", "busybox", "true"]);
+    assert!(err.contains("ipam.json"), "{err}");
+    eprintln!(
+        "malformed inputs tried: {} commands + 6 damaged state files",
+        table.len()
+    );
+}
