@@ -4,12 +4,13 @@
 #
 # Usage: scripts/fuzz.sh [SECONDS]
 #
-# Stable rustc: cargo-fuzz passes -Z flags, so RUSTC_BOOTSTRAP=1 is set, and
-# AddressSanitizer (nightly-only) is disabled with --sanitizer none; panics
-# and aborts are still caught by libFuzzer. Crashing inputs land in
-# fuzz/artifacts/<target>/, the growing corpus in fuzz/corpus/<target>/
-# (seeded from fuzz/seeds/<target>/). The instrumented build uses
-# fuzz/target, separate from the main workspace's target/.
+# Works on the stable toolchain: AddressSanitizer (nightly-only) is disabled
+# with --sanitizer none, which leaves only stable rustc flags (sancov
+# instrumentation via -Cpasses/-Cllvm-args), so no RUSTC_BOOTSTRAP is needed.
+# Panics, failed assertions and aborts are still caught by libFuzzer.
+# Crashing inputs land in fuzz/artifacts/<target>/, the growing corpus in
+# fuzz/corpus/<target>/ (seeded from fuzz/seeds/<target>/). The
+# instrumented build uses fuzz/target, separate from the main target/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -21,7 +22,6 @@ fi
 # The host crate embeds the built-in bridge driver (see host/build.rs).
 cargo build --release --target wasm32-wasip2 -p bridge
 
-export RUSTC_BOOTSTRAP=1
 export MYDOCKER_DRIVERS_DIR="$PWD/target/wasm32-wasip2/release"
 # Never let a CARGO_TARGET_DIR from the environment mix the instrumented
 # build into the main target dir.
