@@ -107,6 +107,23 @@ impl Netns {
         Background { child }
     }
 
+    /// Connects to ADDR:PORT from inside (busybox nc), retrying briefly, and
+    /// returns what the server sent, if anything.
+    pub fn fetch(&self, addr: &str, port: &str) -> Option<String> {
+        let mut got = None;
+        retry(Duration::from_secs(5), || {
+            let out = self.run(&["busybox", "nc", "-w", "1", addr, port]);
+            let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
+            if text.is_empty() {
+                false
+            } else {
+                got = Some(text);
+                true
+            }
+        });
+        got
+    }
+
     /// Link names in this namespace.
     pub fn links(&self) -> Vec<String> {
         self.ok(&["ip", "-o", "link", "show"])
@@ -467,6 +484,16 @@ impl Sandbox {
             None => true,
         })
     }
+}
+
+/// A driver component built by scripts/build.sh (e.g. "macvlan",
+/// "hostile_driver").
+pub fn driver_wasm(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
+    assert!(p.is_file(), "{} missing: run scripts/build.sh", p.display());
+    p.to_str().unwrap().to_string()
 }
 
 /// The mydocker binary next to this test executable (target/<profile>/).

@@ -1,29 +1,11 @@
 //! The library's connect/disconnect, with plain namespaces standing in for
 //! containers: real links, real packets, all inside the sandbox.
 
-use std::time::Duration;
-
 use mydocker::runtime::{ConnectRequest, CreateNetwork, PortMapping, Protocol, Runtime};
-use mydocker_tests::{retry, Netns, Sandbox, HOST_ADDR, OUTSIDE_ADDR};
+use mydocker_tests::{Netns, Sandbox, HOST_ADDR, OUTSIDE_ADDR};
 
 const C1: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
 const C2: &str = "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
-
-/// Asks `ns` to connect to ADDR:PORT and returns what the server said.
-fn fetch(ns: &Netns, addr: &str, port: &str) -> Option<String> {
-    let mut got = None;
-    retry(Duration::from_secs(5), || {
-        let out = ns.run(&["busybox", "nc", "-w", "1", addr, port]);
-        let text = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        if !text.is_empty() {
-            got = Some(text);
-            true
-        } else {
-            false
-        }
-    });
-    got
-}
 
 #[test]
 fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
@@ -106,8 +88,8 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
     // A TCP server in c1 behind -p 8080:80: reachable from the outside via
     // the host's address, and from the host itself.
     let server = c1.spawn_sh("while true; do echo hello-from-c1 | busybox nc -l -p 80; done");
-    let from_outside = fetch(&sb.outside, HOST_ADDR, "8080");
-    let from_host = fetch(&sb.host, HOST_ADDR, "8080");
+    let from_outside = sb.outside.fetch(HOST_ADDR, "8080");
+    let from_host = sb.host.fetch(HOST_ADDR, "8080");
     drop(server);
     assert_eq!(from_outside.as_deref(), Some("hello-from-c1"));
     assert_eq!(from_host.as_deref(), Some("hello-from-c1"));

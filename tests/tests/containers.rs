@@ -42,21 +42,6 @@ fn out(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
-fn fetch(ns: &mydocker_tests::Netns, addr: &str, port: &str) -> Option<String> {
-    let mut got = None;
-    retry(Duration::from_secs(5), || {
-        let o = ns.run(&["busybox", "nc", "-w", "1", addr, port]);
-        let text = String::from_utf8_lossy(&o.stdout).trim().to_string();
-        if text.is_empty() {
-            false
-        } else {
-            got = Some(text);
-            true
-        }
-    });
-    got
-}
-
 #[test]
 fn article_scenario_end_to_end() {
     let sb = Sandbox::with_busybox();
@@ -147,11 +132,11 @@ fn article_scenario_end_to_end() {
         "while true; do echo hello-from-web | nc -l -p 80; done",
     ]);
     assert_eq!(
-        fetch(&sb.outside, HOST_ADDR, "8080").as_deref(),
+        sb.outside.fetch(HOST_ADDR, "8080").as_deref(),
         Some("hello-from-web")
     );
     assert_eq!(
-        fetch(&sb.host, HOST_ADDR, "8080").as_deref(),
+        sb.host.fetch(HOST_ADDR, "8080").as_deref(),
         Some("hello-from-web")
     );
     let ps = sb.mydocker_ok(&["ps"]);

@@ -2,25 +2,12 @@
 //! fails halfway is stopped and reported as an error; whatever it changed
 //! is rolled back and mydocker itself keeps working.
 
-use std::path::PathBuf;
-
-use mydocker_tests::Sandbox;
-
-fn fixture() -> String {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release/misbehaving_driver.wasm");
-    assert!(
-        path.is_file(),
-        "{} missing: run scripts/build.sh",
-        path.display()
-    );
-    path.to_str().unwrap().to_string()
-}
+use mydocker_tests::{driver_wasm, Sandbox};
 
 #[test]
 fn misbehaving_driver_calls_become_errors_and_are_rolled_back() {
     let sb = Sandbox::new();
-    let driver = fixture();
+    let driver = driver_wasm("misbehaving_driver");
     let links_before = sb.host.links();
 
     let cases = [

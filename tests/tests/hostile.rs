@@ -2,18 +2,8 @@
 //! must not; each attempt fails with the exact error and afterwards no
 //! link, address, route, rule, sysctl, IP allocation or state file differs.
 
-use std::path::PathBuf;
-
 use mydocker::runtime::{ConnectRequest, Runtime};
-use mydocker_tests::{Netns, Sandbox};
-
-fn wasm(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} missing: run scripts/build.sh", p.display());
-    p.to_str().unwrap().to_string()
-}
+use mydocker_tests::{driver_wasm, Netns, Sandbox};
 
 /// Everything a driver could have changed, as text.
 fn world(sb: &Sandbox, containers: &[&Netns]) -> String {
@@ -66,7 +56,7 @@ fn world(sb: &Sandbox, containers: &[&Netns]) -> String {
 #[test]
 fn hostile_create_network_attempts_are_denied_and_leave_no_trace() {
     let sb = Sandbox::new();
-    sb.mydocker_ok(&["driver", "install", "--yes", &wasm("hostile_driver")]);
+    sb.mydocker_ok(&["driver", "install", "--yes", &driver_wasm("hostile_driver")]);
     // Something to attack: another network's bridge (made by bridge.wasm).
     sb.mydocker_ok(&["network", "create", "--subnet", "10.1.0.0/24", "victim"]);
     let before = world(&sb, &[]);
@@ -161,7 +151,7 @@ fn hostile_create_network_attempts_are_denied_and_leave_no_trace() {
 #[test]
 fn hostile_connect_attempts_are_contained() {
     let sb = Sandbox::new();
-    sb.mydocker_ok(&["driver", "install", "--yes", &wasm("hostile_driver")]);
+    sb.mydocker_ok(&["driver", "install", "--yes", &driver_wasm("hostile_driver")]);
     sb.mydocker_ok(&["network", "create", "--subnet", "10.1.0.0/24", "victim"]);
     let bystander = Netns::new();
     let root = sb.root.path().to_path_buf();

@@ -7,15 +7,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use mydocker::runtime::{ConnectRequest, CreateNetwork, Runtime};
-use mydocker_tests::{Netns, Sandbox};
-
-fn wasm(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../target/wasm32-wasip2/release")
-        .join(format!("{name}.wasm"));
-    assert!(p.is_file(), "{} missing: run scripts/build.sh", p.display());
-    p.to_str().unwrap().to_string()
-}
+use mydocker_tests::{driver_wasm, Netns, Sandbox};
 
 const C1: &str = "c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1c1";
 const C2: &str = "c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2c2";
@@ -102,12 +94,18 @@ fn two_containers_talk(sb: &Sandbox, driver: &str, subnet: &str, opts: &[&str]) 
 fn macvlan_and_ipvlan_networks_connect_containers() {
     let sb = Sandbox::new();
     parent_link(&sb, "p0");
-    let out = sb.mydocker_ok(&["driver", "install", "--yes", &wasm("macvlan")]);
+    let out = sb.mydocker_ok(&["driver", "install", "--yes", &driver_wasm("macvlan")]);
     assert!(
         out.contains("installed macvlan") && out.contains("capabilities: macvlan"),
         "{out}"
     );
-    sb.mydocker_ok(&["driver", "install", "--allow", "ipvlan", &wasm("ipvlan")]);
+    sb.mydocker_ok(&[
+        "driver",
+        "install",
+        "--allow",
+        "ipvlan",
+        &driver_wasm("ipvlan"),
+    ]);
     two_containers_talk(
         &sb,
         "macvlan",
@@ -264,15 +262,21 @@ fn driver_install_inspect_remove_and_versions() {
     let sb = Sandbox::new();
     // Without --allow/--yes and no terminal to ask on: refused, naming what
     // the driver wants.
-    let err = sb.mydocker_err(&["driver", "install", &wasm("macvlan")]);
+    let err = sb.mydocker_err(&["driver", "install", &driver_wasm("macvlan")]);
     assert!(
         err.contains("asks for capabilities macvlan") && err.contains("--allow macvlan"),
         "{err}"
     );
-    let err = sb.mydocker_err(&["driver", "install", "--allow", "nat", &wasm("macvlan")]);
+    let err = sb.mydocker_err(&[
+        "driver",
+        "install",
+        "--allow",
+        "nat",
+        &driver_wasm("macvlan"),
+    ]);
     assert!(err.contains("does not ask for it"), "{err}");
     // A driver for another contract version is refused, both versions named.
-    let err = sb.mydocker_err(&["driver", "install", "--yes", &wasm("future_driver")]);
+    let err = sb.mydocker_err(&["driver", "install", "--yes", &driver_wasm("future_driver")]);
     assert!(
         err.contains("built for contract mydocker:network@0.2.0")
             && err.contains("implements @0.1.0"),
@@ -286,7 +290,7 @@ fn driver_install_inspect_remove_and_versions() {
         "--yes",
         "--name",
         "mv",
-        &wasm("macvlan"),
+        &driver_wasm("macvlan"),
     ]);
     let list = sb.mydocker_ok(&["driver", "list"]);
     let row: Vec<&str> = list
@@ -323,10 +327,10 @@ fn driver_install_inspect_remove_and_versions() {
     // The file on disk changes: using the network says so instead of
     // running different code.
     let file = sb.root.path().join("drivers/mv.wasm");
-    std::fs::copy(wasm("ipvlan"), &file).unwrap();
+    std::fs::copy(driver_wasm("ipvlan"), &file).unwrap();
     let err = sb.mydocker_err(&["network", "rm", "n"]);
     assert!(err.contains("driver 'mv' changed on disk"), "{err}");
-    std::fs::copy(wasm("macvlan"), &file).unwrap();
+    std::fs::copy(driver_wasm("macvlan"), &file).unwrap();
     sb.mydocker_ok(&["network", "rm", "n"]);
     sb.mydocker_ok(&["driver", "remove", "mv"]);
     assert!(!sb.mydocker_ok(&["driver", "list"]).contains("mv "));

@@ -5,9 +5,7 @@
 //! Everything lives in namespaces this process holds; it is all cleaned up
 //! at the end, and the kernel drops whatever is left if the demo dies.
 
-use std::time::Duration;
-
-use mydocker_tests::{retry, Netns, Sandbox, HOST_ADDR, OUTSIDE_ADDR};
+use mydocker_tests::{Netns, Sandbox, HOST_ADDR, OUTSIDE_ADDR};
 
 fn banner(text: &str) {
     println!("\n\x1b[1m$ {text}\x1b[0m");
@@ -108,12 +106,7 @@ fn main() {
 
     for (ns, label) in [(&sb.outside, "outside"), (&sb.host, "host")] {
         banner(&format!("[{label}] nc {HOST_ADDR} 8080"));
-        let mut reply = String::new();
-        retry(Duration::from_secs(5), || {
-            let out = ns.run(&["busybox", "nc", "-w", "1", HOST_ADDR, "8080"]);
-            reply = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            !reply.is_empty()
-        });
+        let reply = ns.fetch(HOST_ADDR, "8080").unwrap_or_default();
         println!("{reply}");
         assert!(
             reply.contains("hello"),
