@@ -388,6 +388,12 @@ fn crash_at_each_step_then_gc_leaves_a_consistent_machine() {
         serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "m"])).unwrap();
     assert!(inspect[0]["endpoints"].as_array().unwrap().is_empty());
 
+    // stop, killed right after sending SIGTERM: the container is untouched
+    // or stopping, and a second stop finishes the job.
+    killed_at(&sb, "stop-after-signal", &["stop", "-t", "1", "c"]);
+    sb.mydocker_ok(&["stop", "-t", "1", "c"]);
+    assert!(sb.wait_exited("c"));
+
     // rm, killed after releasing everything but before deleting the record.
     killed_at(&sb, "rm-after-cleanup", &["rm", "-f", "c"]);
     sb.mydocker_ok(&["rm", "-f", "c"]);
@@ -741,4 +747,55 @@ fn malformed_input_table() {
         "malformed inputs tried: {} commands + 6 damaged state files",
         table.len()
     );
+}
+
+#[test]
+fn network_rm_racing_container_starts_never_half_removes() {
+    let sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.72.0.0/24", "race"]);
+    let (runs, removed) = std::thread::scope(|s| {
+        let runs: Vec<_> = (0..8)
+            .map(|i| {
+                let sb = &sb;
+                s.spawn(move || {
+                    let name = format!("r{i}");
+                    sb.mydocker(&[
+                        "run", "-d", "--name", &name, "--net", "race", "busybox", "sleep", "600",
+                    ])
+                    .status
+                    .success()
+                })
+            })
+            .collect();
+        let sb = &sb;
+        let rm = s.spawn(move || sb.mydocker(&["network", "rm", "race"]).status.success());
+        let ok: Vec<bool> = runs.into_iter().map(|h| h.join().unwrap()).collect();
+        (ok, rm.join().unwrap())
+    });
+    let started = runs.iter().filter(|ok| **ok).count();
+    let nets = sb.mydocker_ok(&["network", "ls"]);
+    if removed {
+        // Removed before any container joined: nothing of it is left, and
+        // every run after that failed cleanly.
+        assert_eq!(started, 0, "a container joined a removed network");
+        assert!(!nets.contains("race"));
+        assert!(!sb
+            .host
+            .links()
+            .iter()
+            .any(|l| l == "race" || l.starts_with("veth")));
+        assert!(sb.host.mydocker_rules().is_empty());
+    } else {
+        // Refused because containers had joined: the network is whole.
+        assert!(nets.contains("race"));
+        assert!(sb.host.links().contains(&"race".to_string()));
+        let inspect: serde_json::Value =
+            serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "race"])).unwrap();
+        assert_eq!(inspect[0]["endpoints"].as_array().unwrap().len(), started);
+    }
+    for c in sb.ps() {
+        sb.mydocker_ok(&["rm", "-f", c["name"].as_str().unwrap()]);
+    }
+    let _ = sb.mydocker(&["network", "rm", "race"]);
+    assert!(sb.host.mydocker_rules().is_empty());
 }

@@ -902,6 +902,7 @@ impl Runtime {
         };
         let target = Pid::from_raw(pid);
         let _ = kill(target, Signal::SIGTERM);
+        fault_point("stop-after-signal", 1);
         if !wait_gone(pid, status.pid_start, timeout) {
             let _ = kill(target, Signal::SIGKILL);
             wait_gone(pid, status.pid_start, Duration::from_secs(10));

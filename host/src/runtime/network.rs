@@ -1112,3 +1112,45 @@ fn remove_network_dir(dir: &Path) -> Result<()> {
     std::fs::remove_dir_all(dir).map_err(|e| StoreError::io(dir, e))?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn options_need_a_key_and_an_equals_sign() {
+        assert_eq!(
+            parse_options(&["a=b".into(), "c=".into(), "d=e=f".into()]).unwrap(),
+            [
+                ("a".into(), "b".into()),
+                ("c".into(), "".into()),
+                ("d".into(), "e=f".into())
+            ]
+        );
+        for bad in ["", "=x", "novalue", "a b=c"] {
+            assert!(parse_options(&[bad.to_string()]).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn options_never_panic_and_round_trip(raw in proptest::collection::vec(".{0,40}", 0..6)) {
+            if let Ok(parsed) = parse_options(&raw) {
+                let back: Vec<String> = parsed.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                prop_assert_eq!(back, raw);
+            }
+        }
+
+        #[test]
+        fn network_names_never_panic(name in ".{0,80}") {
+            let _ = network_name_problem(&name);
+        }
+
+        #[test]
+        fn state_records_load_or_fail_cleanly(text in ".{0,200}") {
+            let _ = serde_json::from_str::<NetworkRecord>(&text);
+            let _ = serde_json::from_str::<EndpointRecord>(&text);
+        }
+    }
+}
