@@ -32,9 +32,18 @@ fn run_in(ns: &Netns, program: &str, args: &[&str], input: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    assert!(out.status.success(), "{program} {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn fd_path(ns: &Netns) -> (std::os::fd::OwnedFd, String) {
@@ -45,8 +54,10 @@ fn fd_path(ns: &Netns) -> (std::os::fd::OwnedFd, String) {
 
 /// The same kernel work as a bridge connect, done the cheapest way.
 fn floor(sb: &Sandbox, reps: usize, ports: bool) -> (Vec<Duration>, Vec<Duration>) {
-    sb.host.ok(&["ip", "link", "add", "brfloor", "type", "bridge"]);
-    sb.host.ok(&["ip", "addr", "add", "10.90.0.1/16", "dev", "brfloor"]);
+    sb.host
+        .ok(&["ip", "link", "add", "brfloor", "type", "bridge"]);
+    sb.host
+        .ok(&["ip", "addr", "add", "10.90.0.1/16", "dev", "brfloor"]);
     sb.host.ok(&["ip", "link", "set", "brfloor", "up"]);
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for i in 0..reps {
@@ -70,9 +81,19 @@ fn floor(sb: &Sandbox, reps: usize, ports: bool) -> (Vec<Duration>, Vec<Duration
         }
         up.push(t.elapsed());
         let t = Instant::now();
-        run_in(&sb.host, "ip", &["-batch", "-"], &format!("link del vf{i}\n"));
+        run_in(
+            &sb.host,
+            "ip",
+            &["-batch", "-"],
+            &format!("link del vf{i}\n"),
+        );
         if ports {
-            run_in(&sb.host, "iptables-restore", &["-w", "--noflush"], &rules.replace("-A PREROUTING", "-D PREROUTING"));
+            run_in(
+                &sb.host,
+                "iptables-restore",
+                &["-w", "--noflush"],
+                &rules.replace("-A PREROUTING", "-D PREROUTING"),
+            );
         }
         down.push(t.elapsed());
     }
@@ -99,12 +120,28 @@ fn mydocker(sb: &Sandbox, reps: usize, ports: bool) -> (Vec<Duration>, Vec<Durat
         for (i, (fd, fd2)) in fds.into_iter().enumerate() {
             let id = format!("{i:064x}");
             let maps = [
-                PortMapping { host_ip: None, host_port: 10000 + i as u16, container_port: 80, protocol: Protocol::Tcp },
-                PortMapping { host_ip: None, host_port: 20000 + i as u16, container_port: 81, protocol: Protocol::Tcp },
+                PortMapping {
+                    host_ip: None,
+                    host_port: 10000 + i as u16,
+                    container_port: 80,
+                    protocol: Protocol::Tcp,
+                },
+                PortMapping {
+                    host_ip: None,
+                    host_port: 20000 + i as u16,
+                    container_port: 81,
+                    protocol: Protocol::Tcp,
+                },
             ];
             let maps: &[PortMapping] = if ports { &maps } else { &[] };
             let t = Instant::now();
-            rt.connect(ConnectRequest { network: "bench", container_id: &id, netns: fd, port_mappings: maps }).unwrap();
+            rt.connect(ConnectRequest {
+                network: "bench",
+                container_id: &id,
+                netns: fd,
+                port_mappings: maps,
+            })
+            .unwrap();
             up.push(t.elapsed());
             let t = Instant::now();
             rt.disconnect("bench", &id, Some(fd2)).unwrap();
@@ -126,7 +163,9 @@ fn cni(sb: &Sandbox, reps: usize, ports: bool) -> Option<(Vec<Duration>, Vec<Dur
         "ipam": { "type": "host-local", "subnet": "10.92.0.0/16", "dataDir": data.path() }
     })];
     if ports {
-        plugins.push(serde_json::json!({ "type": "portmap", "capabilities": { "portMappings": true } }));
+        plugins.push(
+            serde_json::json!({ "type": "portmap", "capabilities": { "portMappings": true } }),
+        );
     }
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for i in 0..reps {
@@ -135,7 +174,10 @@ fn cni(sb: &Sandbox, reps: usize, ports: bool) -> Option<(Vec<Duration>, Vec<Dur
         let id = format!("cni{i}");
         // A conflist is executed plugin by plugin (the runtime's job, done
         // here as a runtime would).
-        let run = |command: &str, plugin: &serde_json::Value, prev: Option<&serde_json::Value>| -> serde_json::Value {
+        let run = |command: &str,
+                   plugin: &serde_json::Value,
+                   prev: Option<&serde_json::Value>|
+         -> serde_json::Value {
             let mut conf = plugin.clone();
             conf["cniVersion"] = "1.0.0".into();
             conf["name"] = "benchnet".into();
@@ -162,9 +204,19 @@ fn cni(sb: &Sandbox, reps: usize, ports: bool) -> Option<(Vec<Duration>, Vec<Dur
                 .stderr(Stdio::piped())
                 .spawn()
                 .unwrap();
-            child.stdin.take().unwrap().write_all(conf.to_string().as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(conf.to_string().as_bytes())
+                .unwrap();
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "cni {ty} {command}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "cni {ty} {command}: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
             serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
         };
         let t = Instant::now();
@@ -183,7 +235,10 @@ fn cni(sb: &Sandbox, reps: usize, ports: bool) -> Option<(Vec<Duration>, Vec<Dur
 }
 
 fn main() {
-    let reps: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(50);
+    let reps: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(50);
     let sb = Sandbox::new();
     println!("{reps} repetitions per case, times in ms, inside sandbox namespaces\n");
     println!("{:<28} {:>9} {:>9} {:>9}", "case", "median", "p95", "min");
@@ -203,7 +258,9 @@ fn main() {
                 println!("{c_line}   (mydocker = {:.2}x CNI)", m_med / c_med);
                 println!("{}", stats(&format!("CNI bridge DEL{label}"), cd).0);
             }
-            None => println!("CNI plugins not installed (apt-get install containernetworking-plugins)"),
+            None => {
+                println!("CNI plugins not installed (apt-get install containernetworking-plugins)")
+            }
         }
     }
 }
