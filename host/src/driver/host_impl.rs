@@ -80,6 +80,9 @@ pub enum Scope {
     },
 }
 
+/// Produces the other networks of the calling driver on demand.
+pub type PeerSource = Box<dyn Fn() -> Result<Vec<wit::NetworkConfig>, String> + Send + Sync>;
+
 /// Most changes one driver call may make (a runaway loop creating links
 /// is stopped long before it exhausts the kernel).
 pub const MAX_CHANGES_PER_CALL: usize = 256;
@@ -105,7 +108,7 @@ pub struct CallContext {
     /// network's or endpoint's, so garbage collection knows what is ours.
     pub created_rules: Vec<Rule>,
     /// Other networks of the same driver (`driver-networks`).
-    pub peers: Vec<wit::NetworkConfig>,
+    peers: Option<PeerSource>,
     /// Record mutations instead of applying them (`--dry-run`).
     dry_run: bool,
     /// What a dry run would have done, one line per operation.
@@ -125,7 +128,7 @@ impl CallContext {
             owned: BTreeSet::new(),
             created: Vec::new(),
             created_rules: Vec::new(),
-            peers: Vec::new(),
+            peers: None,
             dry_run: false,
             planned: Vec::new(),
         }
@@ -152,9 +155,11 @@ impl CallContext {
         self
     }
 
-    /// Sets what `driver-networks` returns.
-    pub fn with_peers(mut self, peers: Vec<wit::NetworkConfig>) -> Self {
-        self.peers = peers;
+    /// Sets how `driver-networks` is answered. It is asked for only by
+    /// the rare driver that needs it, so the host reads the other networks'
+    /// state then, not on every call.
+    pub fn with_peers(mut self, peers: PeerSource) -> Self {
+        self.peers = Some(peers);
         self
     }
 
@@ -211,6 +216,45 @@ impl CallContext {
             self.driver,
             if container { " in the container" } else { "" }
         )))
+    }
+
+    /// macvlan and ipvlan: a link on host link `parent`, created straight
+    /// inside the container as `name`. `kind` is also the capability.
+    fn create_on_parent(
+        &mut self,
+        kind: &str,
+        config: &str,
+        name: String,
+        parent: String,
+        create: impl FnOnce(
+            &Netlink,
+            &str,
+            &str,
+            std::os::fd::BorrowedFd<'_>,
+        ) -> Result<(), NetlinkError>,
+    ) -> Result<(), DErr> {
+        self.require(kind)?;
+        valid_name(&name)?;
+        valid_name(&parent)?;
+        self.container()?;
+        let undo = Undo::DeleteLink {
+            container: true,
+            name: name.clone(),
+        };
+        let plan = format!("create {kind} {name} on {parent} in the container");
+        if self.before_change(plan, Some(undo.clone()))? {
+            let container = self.container()?;
+            create(
+                self.netlink_for(false)?,
+                &name,
+                &parent,
+                container.fd.as_fd(),
+            )
+            .map_err(|e| unsupported_kind(e, kind, config))?;
+            self.after_change(Some(undo));
+        }
+        self.own(true, &name);
+        Ok(())
     }
 
     fn own(&mut self, container: bool, name: &str) {
@@ -479,30 +523,15 @@ impl wit_host::Host for CallContext {
         parent: String,
         mode: wit::MacvlanMode,
     ) -> Result<(), DErr> {
-        self.require("macvlan")?;
-        valid_name(&name)?;
-        valid_name(&parent)?;
         let mode = match mode {
             wit::MacvlanMode::Bridge => MacVlanMode::Bridge,
             wit::MacvlanMode::Private => MacVlanMode::Private,
             wit::MacvlanMode::Vepa => MacVlanMode::Vepa,
             wit::MacvlanMode::Passthru => MacVlanMode::Passthrough,
         };
-        self.container()?;
-        let undo = Undo::DeleteLink {
-            container: true,
-            name: name.clone(),
-        };
-        let plan = format!("create macvlan {name} on {parent} in the container");
-        if self.before_change(plan, Some(undo.clone()))? {
-            let container = self.container()?;
-            self.netlink_for(false)?
-                .create_macvlan(&name, &parent, mode, container.fd.as_fd())
-                .map_err(|e| unsupported_kind(e, "macvlan", "CONFIG_MACVLAN"))?;
-            self.after_change(Some(undo));
-        }
-        self.own(true, &name);
-        Ok(())
+        self.create_on_parent("macvlan", "CONFIG_MACVLAN", name, parent, |nl, n, p, ns| {
+            nl.create_macvlan(n, p, mode, ns)
+        })
     }
 
     fn create_ipvlan(
@@ -511,29 +540,14 @@ impl wit_host::Host for CallContext {
         parent: String,
         mode: wit::IpvlanMode,
     ) -> Result<(), DErr> {
-        self.require("ipvlan")?;
-        valid_name(&name)?;
-        valid_name(&parent)?;
         let mode = match mode {
             wit::IpvlanMode::L2 => IpVlanMode::L2,
             wit::IpvlanMode::L3 => IpVlanMode::L3,
             wit::IpvlanMode::L3s => IpVlanMode::L3S,
         };
-        self.container()?;
-        let undo = Undo::DeleteLink {
-            container: true,
-            name: name.clone(),
-        };
-        let plan = format!("create ipvlan {name} on {parent} in the container");
-        if self.before_change(plan, Some(undo.clone()))? {
-            let container = self.container()?;
-            self.netlink_for(false)?
-                .create_ipvlan(&name, &parent, mode, container.fd.as_fd())
-                .map_err(|e| unsupported_kind(e, "ipvlan", "CONFIG_IPVLAN"))?;
-            self.after_change(Some(undo));
-        }
-        self.own(true, &name);
-        Ok(())
+        self.create_on_parent("ipvlan", "CONFIG_IPVLAN", name, parent, |nl, n, p, ns| {
+            nl.create_ipvlan(n, p, mode, ns)
+        })
     }
 
     fn set_master(&mut self, name: String, master: String) -> Result<(), DErr> {
@@ -610,7 +624,10 @@ impl wit_host::Host for CallContext {
         if matches!(self.scope, Scope::Info) {
             return Err(DErr::Denied("info() may not call the host".into()));
         }
-        Ok(self.peers.clone())
+        match &self.peers {
+            Some(source) => source().map_err(DErr::HostFailure),
+            None => Ok(Vec::new()),
+        }
     }
 
     fn default_route_interface(&mut self) -> Result<Option<String>, DErr> {

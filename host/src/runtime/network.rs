@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::ipam::{self, IpamError, Pool};
 use super::Runtime;
 use crate::driver::bindings::{from_cidr, from_ipv4, wit};
-use crate::driver::host_impl::{apply_kernel_undo, fault_point};
+use crate::driver::host_impl::{apply_kernel_undo, fault_point, PeerSource};
 use crate::driver::journal::{self, Journal, OperationKind, Undo};
 use crate::driver::{
     CallContext, ContainerNs, Driver, DriverCallError, DriverSource, RegistryError, Scope,
@@ -464,24 +464,7 @@ impl Runtime {
 
     /// All networks, sorted by name.
     pub fn networks(&self) -> Result<Vec<NetworkRecord>> {
-        let dir = self.networks_dir();
-        let entries = std::fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))?;
-        let mut names: Vec<String> = entries
-            .flatten()
-            .filter(|e| e.path().is_dir())
-            .filter_map(|e| e.file_name().into_string().ok())
-            .filter(|n| network_name_problem(n).is_none())
-            .collect();
-        names.sort();
-        let mut out = Vec::new();
-        for name in names {
-            // A directory without network.json is a creation that never
-            // finished; it is not a network.
-            if let Some(rec) = store::read_json(&self.network_dir(&name).join("network.json"))? {
-                out.push(rec);
-            }
-        }
-        Ok(out)
+        read_networks(&self.networks_dir())
     }
 
     /// Endpoints of a network, sorted by container id.
@@ -555,12 +538,16 @@ impl Runtime {
         scope: Scope,
         owned: Vec<(bool, String)>,
     ) -> Result<CallContext> {
-        let peers = self
-            .networks()?
-            .into_iter()
-            .filter(|n| n.driver.name == driver.name() && n.name != network)
-            .map(|n| n.to_wit())
-            .collect();
+        let dir = self.networks_dir();
+        let (driver_name, network) = (driver.name().to_string(), network.to_string());
+        let peers: PeerSource = Box::new(move || {
+            Ok(read_networks(&dir)
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .filter(|n| n.driver.name == driver_name && n.name != network)
+                .map(|n| n.to_wit())
+                .collect())
+        });
         Ok(CallContext::new(
             driver.name(),
             driver.granted.clone(),
@@ -1066,6 +1053,27 @@ impl Runtime {
             .map(|n| n.name)
             .collect())
     }
+}
+
+/// Every network recorded under `dir`, sorted by name.
+fn read_networks(dir: &Path) -> Result<Vec<NetworkRecord>> {
+    let entries = std::fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))?;
+    let mut names: Vec<String> = entries
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| network_name_problem(n).is_none())
+        .collect();
+    names.sort();
+    let mut out = Vec::new();
+    for name in names {
+        // A directory without network.json is a creation that never
+        // finished; it is not a network.
+        if let Some(rec) = store::read_json(&dir.join(&name).join("network.json"))? {
+            out.push(rec);
+        }
+    }
+    Ok(out)
 }
 
 /// Ends an operation's journal once nothing else holds it.
