@@ -6,4 +6,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/build.sh
-cargo test --workspace --exclude bridge --exclude misbehaving-driver --exclude future-driver --exclude hostile-driver
+cargo test --workspace --exclude bridge --exclude misbehaving-driver --exclude future-driver --exclude hostile-driver --exclude mydocker-bench

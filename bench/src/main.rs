@@ -1,266 +1,194 @@
-//! Container network setup, side by side, inside sandbox namespaces:
-//! the floor (one `ip -batch` per namespace + one `iptables-restore`),
-//! mydocker's library connect/disconnect, and the CNI reference `bridge` +
-//! `host-local` plugins (if /usr/lib/cni has them). Usage:
-//! `cargo run --release -- [REPETITIONS]` from bench/ (see bench/README.md).
+//! Container network setup, side by side on one machine, inside sandbox
+//! namespaces this program creates (and the kernel destroys when it exits):
+//! the floor, mydocker's library, the CNI reference plugins and netavark.
+//! Run it with `bench/run.sh` (installs the peers first); see
+//! docs/performance.md for the method.
 
-use std::io::Write;
-use std::os::fd::AsRawFd;
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+mod chart;
+mod cni;
+mod driver_load;
+mod floor;
+mod ipam;
+mod mydocker;
+mod netavark;
+mod report;
+mod sandbox;
+mod stats;
+mod targets;
 
-use mydocker::runtime::{ConnectRequest, CreateNetwork, PortMapping, Protocol, Runtime};
-use mydocker_tests::{Netns, Sandbox};
+use std::path::PathBuf;
+use std::time::Duration;
 
-fn stats(name: &str, mut v: Vec<Duration>) -> (String, f64) {
-    v.sort();
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    let median = ms(v[v.len() / 2]);
-    let p95 = ms(v[(v.len() * 95 / 100).min(v.len() - 1)]);
-    (
-        format!("{name:<28} {median:>9.2} {p95:>9.2} {:>9.2}", ms(v[0])),
-        median,
-    )
+use clap::{Parser, ValueEnum};
+use mydocker_tests::Sandbox;
+use report::Report;
+use stats::Summary;
+
+#[derive(Parser)]
+#[command(about = "Benchmark mydocker's network setup against the floor, CNI and netavark")]
+struct Args {
+    /// Repetitions per case.
+    #[arg(default_value_t = 50)]
+    reps: usize,
+    /// Containers connected one after another in the scale case.
+    #[arg(long, default_value_t = 500)]
+    scale: usize,
+    /// Where results.json and results.svg are written.
+    #[arg(long, default_value = "bench/results")]
+    out: PathBuf,
+    /// Run only these sections (repeatable; default: all).
+    #[arg(long, value_enum)]
+    only: Vec<Section>,
+    /// Run only these systems (repeatable; default: all installed).
+    #[arg(long, value_enum)]
+    system: Vec<System>,
 }
 
-fn run_in(ns: &Netns, program: &str, args: &[&str], input: &str) {
-    let mut child = ns
-        .command(program)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(input.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{program} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Section {
+    /// Connect and disconnect, without and with 2 published ports.
+    Connect,
+    /// mydocker network create / remove.
+    Network,
+    /// 1st, 100th, ..., Nth connect on one network.
+    Scale,
+    /// IPAM on a /8 with 1M addresses taken.
+    Ipam,
+    /// bridge.wasm load, cold and warm.
+    Driver,
 }
 
-fn fd_path(ns: &Netns) -> (std::os::fd::OwnedFd, String) {
-    let fd = ns.fd();
-    let path = format!("/proc/{}/fd/{}", std::process::id(), fd.as_raw_fd());
-    (fd, path)
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum System {
+    Floor,
+    Mydocker,
+    Cni,
+    Netavark,
 }
 
-/// The same kernel work as a bridge connect, done the cheapest way.
-fn floor(sb: &Sandbox, reps: usize, ports: bool) -> (Vec<Duration>, Vec<Duration>) {
-    sb.host
-        .ok(&["ip", "link", "add", "brfloor", "type", "bridge"]);
-    sb.host
-        .ok(&["ip", "addr", "add", "10.90.0.1/16", "dev", "brfloor"]);
-    sb.host.ok(&["ip", "link", "set", "brfloor", "up"]);
-    let (mut up, mut down) = (Vec::new(), Vec::new());
-    for i in 0..reps {
-        let c = Netns::new();
-        let (_fd, path) = fd_path(&c);
-        let ip = format!("10.90.{}.{}", 1 + i / 250, 2 + i % 250);
-        let rules = format!(
-            "*nat\n-A PREROUTING -p tcp -m tcp --dport {} -j DNAT --to-destination {ip}:80\n-A PREROUTING -p tcp -m tcp --dport {} -j DNAT --to-destination {ip}:81\nCOMMIT\n",
-            10000 + i,
-            20000 + i
-        );
-        let t = Instant::now();
-        run_in(&sb.host, "ip", &["-batch", "-"], &format!(
-            "link add vf{i} type veth peer name eth0 netns {path}\nlink set vf{i} master brfloor\nlink set vf{i} up\n"
-        ));
-        run_in(&c, "ip", &["-batch", "-"], &format!(
-            "addr add {ip}/16 dev eth0\nlink set eth0 up\nlink set lo up\nroute add default via 10.90.0.1\n"
-        ));
-        if ports {
-            run_in(&sb.host, "iptables-restore", &["-w", "--noflush"], &rules);
+impl System {
+    fn label(self) -> &'static str {
+        match self {
+            System::Floor => "floor",
+            System::Mydocker => "mydocker",
+            System::Cni => "CNI bridge",
+            System::Netavark => "netavark",
         }
-        up.push(t.elapsed());
-        let t = Instant::now();
-        run_in(
-            &sb.host,
-            "ip",
-            &["-batch", "-"],
-            &format!("link del vf{i}\n"),
-        );
-        if ports {
-            run_in(
-                &sb.host,
-                "iptables-restore",
-                &["-w", "--noflush"],
-                &rules.replace("-A PREROUTING", "-D PREROUTING"),
-            );
-        }
-        down.push(t.elapsed());
     }
-    sb.host.ok(&["ip", "link", "del", "brfloor"]);
-    (up, down)
-}
 
-/// mydocker's library connect/disconnect (the bridge.wasm driver).
-fn mydocker(sb: &Sandbox, reps: usize, ports: bool) -> (Vec<Duration>, Vec<Duration>) {
-    let root = sb.root.path().to_path_buf();
-    let containers: Vec<Netns> = (0..reps).map(|_| Netns::new()).collect();
-    let fds: Vec<_> = containers.iter().map(|c| (c.fd(), c.fd())).collect();
-    sb.host.enter(move || {
-        let rt = Runtime::open(&root).unwrap();
-        let _ = rt.remove_network("bench");
-        rt.create_network(&CreateNetwork {
-            name: "bench".into(),
-            driver: "bridge".into(),
-            subnet: "10.91.0.0/16".into(),
-            ..Default::default()
-        })
-        .unwrap();
-        let (mut up, mut down) = (Vec::new(), Vec::new());
-        for (i, (fd, fd2)) in fds.into_iter().enumerate() {
-            let id = format!("{i:064x}");
-            let maps = [
-                PortMapping {
-                    host_ip: None,
-                    host_port: 10000 + i as u16,
-                    container_port: 80,
-                    protocol: Protocol::Tcp,
-                },
-                PortMapping {
-                    host_ip: None,
-                    host_port: 20000 + i as u16,
-                    container_port: 81,
-                    protocol: Protocol::Tcp,
-                },
-            ];
-            let maps: &[PortMapping] = if ports { &maps } else { &[] };
-            let t = Instant::now();
-            rt.connect(ConnectRequest {
-                network: "bench",
-                container_id: &id,
-                netns: fd,
-                port_mappings: maps,
-            })
-            .unwrap();
-            up.push(t.elapsed());
-            let t = Instant::now();
-            rt.disconnect("bench", &id, Some(fd2)).unwrap();
-            down.push(t.elapsed());
+    fn installed(self) -> bool {
+        match self {
+            System::Floor | System::Mydocker => true,
+            System::Cni => cni::installed(),
+            System::Netavark => netavark::installed(),
         }
-        rt.remove_network("bench").unwrap();
-        (up, down)
-    })
-}
+    }
 
-/// The CNI reference plugins, driven per the CNI spec.
-fn cni(sb: &Sandbox, reps: usize, ports: bool) -> Option<(Vec<Duration>, Vec<Duration>)> {
-    if !std::path::Path::new("/usr/lib/cni/bridge").exists() {
-        return None;
-    }
-    let data = tempfile::tempdir().unwrap();
-    let mut plugins = vec![serde_json::json!({
-        "type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true,
-        "ipam": { "type": "host-local", "subnet": "10.92.0.0/16", "dataDir": data.path() }
-    })];
-    if ports {
-        plugins.push(
-            serde_json::json!({ "type": "portmap", "capabilities": { "portMappings": true } }),
-        );
-    }
-    let (mut up, mut down) = (Vec::new(), Vec::new());
-    for i in 0..reps {
-        let c = Netns::new();
-        let (_fd, path) = fd_path(&c);
-        let id = format!("cni{i}");
-        // A conflist is executed plugin by plugin (the runtime's job, done
-        // here as a runtime would).
-        let run = |command: &str,
-                   plugin: &serde_json::Value,
-                   prev: Option<&serde_json::Value>|
-         -> serde_json::Value {
-            let mut conf = plugin.clone();
-            conf["cniVersion"] = "1.0.0".into();
-            conf["name"] = "benchnet".into();
-            if let Some(p) = prev {
-                conf["prevResult"] = p.clone();
+    fn connect_disconnect(
+        self,
+        sb: &Sandbox,
+        reps: usize,
+        ports: bool,
+    ) -> (Vec<Duration>, Vec<Duration>, Option<f64>) {
+        match self {
+            System::Floor => {
+                let (u, d) = floor::connect_disconnect(sb, reps, ports);
+                (u, d, None)
             }
-            if ports && conf["type"] == "portmap" {
-                conf["runtimeConfig"] = serde_json::json!({ "portMappings": [
-                    { "hostPort": 10000 + i, "containerPort": 80, "protocol": "tcp" },
-                    { "hostPort": 20000 + i, "containerPort": 81, "protocol": "tcp" }
-                ]});
+            System::Mydocker => {
+                let run = mydocker::connect_disconnect(sb, reps, ports);
+                (run.up, run.down, Some(run.firewall_per_connect))
             }
-            let ty = conf["type"].as_str().unwrap().to_string();
-            let mut child = sb
-                .host
-                .command(format!("/usr/lib/cni/{ty}"))
-                .env("CNI_COMMAND", command)
-                .env("CNI_CONTAINERID", &id)
-                .env("CNI_NETNS", &path)
-                .env("CNI_IFNAME", "eth0")
-                .env("CNI_PATH", "/usr/lib/cni")
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(conf.to_string().as_bytes())
-                .unwrap();
-            let out = child.wait_with_output().unwrap();
-            assert!(
-                out.status.success(),
-                "cni {ty} {command}: {}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
-        };
-        let t = Instant::now();
-        let mut prev: Option<serde_json::Value> = None;
-        for p in &plugins {
-            prev = Some(run("ADD", p, prev.as_ref()));
+            System::Cni => {
+                let (u, d) = cni::connect_disconnect(sb, reps, ports);
+                (u, d, None)
+            }
+            System::Netavark => {
+                let (u, d) = netavark::connect_disconnect(sb, reps, ports);
+                (u, d, None)
+            }
         }
-        up.push(t.elapsed());
-        let t = Instant::now();
-        for p in plugins.iter().rev() {
-            run("DEL", p, prev.as_ref());
-        }
-        down.push(t.elapsed());
     }
-    Some((up, down))
+
+    fn scale(self, sb: &Sandbox, n: usize) -> Vec<Duration> {
+        match self {
+            System::Floor => floor::scale(sb, n),
+            System::Mydocker => mydocker::scale(sb, n),
+            System::Cni => cni::scale(sb, n),
+            System::Netavark => netavark::scale(sb, n),
+        }
+    }
 }
 
 fn main() {
-    let reps: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(50);
+    let args = Args::parse();
+    let reps = args.reps.max(2);
+    let n = args.scale.max(20);
+    let runs = |s: Section| args.only.is_empty() || args.only.contains(&s);
+    let all = [
+        System::Floor,
+        System::Mydocker,
+        System::Cni,
+        System::Netavark,
+    ];
+    let systems: Vec<System> = all
+        .into_iter()
+        .filter(|s| args.system.is_empty() || args.system.contains(s))
+        .filter(|s| s.installed())
+        .collect();
+    let mut report = Report::new(reps, n);
+    report.print_header();
+
     let sb = Sandbox::new();
-    println!("{reps} repetitions per case, times in ms, inside sandbox namespaces\n");
-    println!("{:<28} {:>9} {:>9} {:>9}", "case", "median", "p95", "min");
-    for ports in [false, true] {
-        let label = if ports { " +2 ports" } else { "" };
-        let (fu, fd) = floor(&sb, reps, ports);
-        let (f_line, f_med) = stats(&format!("floor connect{label}"), fu);
-        println!("{f_line}");
-        println!("{}", stats(&format!("floor disconnect{label}"), fd).0);
-        let (mu, md) = mydocker(&sb, reps, ports);
-        let (m_line, m_med) = stats(&format!("mydocker connect{label}"), mu);
-        println!("{m_line}   ({:.2}x floor)", m_med / f_med);
-        println!("{}", stats(&format!("mydocker disconnect{label}"), md).0);
-        match cni(&sb, reps, ports) {
-            Some((cu, cd)) => {
-                let (c_line, c_med) = stats(&format!("CNI bridge ADD{label}"), cu);
-                println!("{c_line}   (mydocker = {:.2}x CNI)", m_med / c_med);
-                println!("{}", stats(&format!("CNI bridge DEL{label}"), cd).0);
-            }
-            None => {
-                println!("CNI plugins not installed (apt-get install containernetworking-plugins)")
+    if runs(Section::Connect) {
+        for ports in [false, true] {
+            let label = if ports { " +2 ports" } else { "" };
+            for &system in &systems {
+                eprintln!("running: {}, connect/disconnect{label}", system.label());
+                let (up, down, firewall) = system.connect_disconnect(&sb, reps, ports);
+                report.add(Summary::new(&format!("connect{label}"), system.label(), up));
+                report.add(Summary::new(
+                    &format!("disconnect{label}"),
+                    system.label(),
+                    down,
+                ));
+                if let (true, Some(f)) = (ports, firewall) {
+                    report.firewall_processes_per_connect = Some(f);
+                }
             }
         }
     }
+    if runs(Section::Network) && systems.contains(&System::Mydocker) {
+        eprintln!("running: mydocker, network create/remove");
+        let (create, remove) = mydocker::create_remove(&sb, reps);
+        report.add(Summary::new("network create", "mydocker", create));
+        report.add(Summary::new("network remove", "mydocker", remove));
+    }
+    if runs(Section::Scale) {
+        for &system in &systems {
+            eprintln!("running: {}, scale ({n} containers)", system.label());
+            report.add_scale(system.label(), system.scale(&sb, n));
+        }
+    }
+    if runs(Section::Ipam) {
+        eprintln!("running: IPAM on a /8 with 1M taken");
+        report.ipam = ipam::run(reps.max(1000));
+    }
+    if runs(Section::Driver) {
+        eprintln!("running: driver load");
+        let load = driver_load::run(reps, 5);
+        report.add(Summary::new(
+            "driver: engine create",
+            "mydocker",
+            load.engine_create,
+        ));
+        report.add(Summary::new("driver: cold load", "mydocker", load.cold));
+        report.add(Summary::new("driver: warm load", "mydocker", load.warm));
+    }
+    let peers: Vec<&str> = systems
+        .iter()
+        .filter(|s| matches!(s, System::Cni | System::Netavark))
+        .map(|s| s.label())
+        .collect();
+    report.finish(&peers, &args.out);
 }

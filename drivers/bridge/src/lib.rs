@@ -247,15 +247,21 @@ impl Guest for Bridge {
             host::set_mtu(Netns::Container, &ifname, mtu)?;
         }
         host::set_master(&veth, &bridge)?;
-        host::set_up(Netns::Host, &veth)?;
         host::add_address(Netns::Container, &ifname, endpoint.address)?;
         host::set_up(Netns::Container, &ifname)?;
         host::set_up(Netns::Container, "lo")?;
         // Only the first network of a container provides its default route,
-        // as in Docker; a second one would clash with it.
+        // as in Docker; a second one would clash with it. (A route through
+        // an interface that is up but has no carrier yet is accepted.)
         if ifname == "eth0" {
             host::add_default_route(Netns::Container, endpoint.gateway)?;
         }
+        // The host end goes up last: carrier comes on, and the kernel's
+        // deferred link-state work (which holds the RTNL lock and walks every
+        // port of the bridge) then runs after our netlink calls instead of
+        // making the next one wait — that wait grew with the number of
+        // containers on the bridge.
+        host::set_up(Netns::Host, &veth)?;
         if !endpoint.port_mappings.is_empty() {
             host::publish_ports(&endpoint.port_mappings)?;
         }

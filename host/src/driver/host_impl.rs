@@ -511,6 +511,14 @@ impl wit_host::Host for CallContext {
                 .create_veth(&host_name, &container_name, container.fd.as_fd())
                 .map_err(nl_err)?;
             self.after_change(Some(undo));
+            // Our networks are IPv4-only; a bridge port needs no address at
+            // all (see Netlink::disable_ipv6_autoconf for the cost otherwise).
+            self.netlink_for(false)?
+                .disable_ipv6_autoconf(&host_name)
+                .map_err(nl_err)?;
+            self.netlink_for(true)?
+                .disable_ipv6_autoconf(&container_name)
+                .map_err(nl_err)?;
         }
         self.own(false, &host_name);
         self.own(true, &container_name);

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -188,6 +188,17 @@ impl Registry {
         BUILTIN.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
     }
 
+    /// The sha256 of a built-in driver, hashed once per process: the bytes
+    /// are part of the binary and cannot change under us.
+    fn builtin_sha256(name: &str) -> Option<&'static str> {
+        static HASHES: OnceLock<Vec<(&str, String)>> = OnceLock::new();
+        HASHES
+            .get_or_init(|| BUILTIN.iter().map(|(n, b)| (*n, sha256_hex(b))).collect())
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, h)| h.as_str())
+    }
+
     fn installed_names(&self) -> Vec<String> {
         let mut names = Vec::new();
         if let Ok(entries) = std::fs::read_dir(&self.dir) {
@@ -301,9 +312,9 @@ impl Registry {
 
     /// Loads a driver by registered name.
     pub fn get(&self, name: &str) -> Result<Driver, RegistryError> {
-        if let Some(bytes) = Self::builtin(name) {
+        if let (Some(bytes), Some(sha256)) = (Self::builtin(name), Self::builtin_sha256(name)) {
             // Built-in drivers come pre-granted with what they declare.
-            return self.load_bytes(name, bytes, &sha256_hex(bytes), DriverSource::Builtin, None);
+            return self.load_bytes(name, bytes, sha256, DriverSource::Builtin, None);
         }
         if !valid_driver_name(name) {
             return Err(self.unknown(name));

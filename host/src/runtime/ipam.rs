@@ -5,24 +5,44 @@
 //! there is no file I/O here. The caller persists the pool (as JSON, with
 //! atomic writes under a lock) and reloads it on the next command.
 //!
-//! # Why ranges instead of a bitmap or a list of addresses
+//! # Why ranges in memory, and ranges *or* a bitmap on disk
 //!
 //! A `/8` has 16,777,214 usable hosts. A bitmap would cost 2 MiB per network
 //! even when only one container is attached, and a JSON list of addresses
 //! grows by ~12 bytes per container. Allocation is "lowest free address first",
-//! so in practice the allocated set is a handful of dense runs. We therefore
-//! store it as a sorted map of disjoint, non-adjacent, inclusive ranges
-//! (`start -> end`, as `u32`), merging neighbours on insert and splitting on
-//! release. Memory and the serialized form are proportional to the number of
-//! *runs*, not to the subnet size: one million sequential allocations in a
-//! `/8` serialize to about a hundred bytes.
+//! so in practice the allocated set is a handful of dense runs. In memory we
+//! therefore keep it as a sorted map of disjoint, non-adjacent, inclusive
+//! ranges (`start -> end`, as `u32`), merging neighbours on insert and
+//! splitting on release: allocation is O(log n) in the number of runs, and one
+//! million sequential allocations in a `/8` serialize to about a hundred bytes.
+//!
+//! A *fragmented* set (every other address, or random addresses after churn)
+//! has as many runs as addresses, and a range list of a million runs is
+//! ~20 MB of JSON. So the on-disk form is hybrid: when serializing we estimate
+//! both encodings cheaply (the range list's exact JSON length from digit
+//! counts, the bitmap's from its span) and write the smaller one:
+//!
+//! - `"allocated": [[start, end], ...]` (few runs), or
+//! - `"bitmap": {"start": s, "len": n, "bits": "<base64>"}`, where bit `i`
+//!   (least significant bit first within each byte) says whether address
+//!   `s + i` is allocated; it spans the first to the last allocated address.
+//!
+//! The bitmap never exceeds one bit per usable host, so the state file is
+//! bounded whatever the pattern: for a `/8` at most 2 MiB of bits, i.e.
+//! ~2.8 MB of base64 (the range list is only chosen when it is smaller still).
+//! Building the bitmap costs O(span / 8 + runs) (whole bytes are filled at
+//! once) and decoding it skips all-zero / all-one 64-bit words and walks only
+//! the bit transitions inside the others, so both stay proportional to the
+//! bytes on disk plus the number of runs.
 //!
 //! # Why validation on deserialize
 //!
 //! The state file lives on disk and may be edited, truncated or corrupted.
 //! Deserialization goes through a raw representation ([`PoolRepr`]) and
 //! `TryFrom`, which checks every invariant the allocator relies on (ranges
-//! sorted, disjoint, within the usable hosts, not covering the gateway). A
+//! sorted, disjoint, within the usable hosts, not covering the gateway; a
+//! bitmap within the usable hosts, gateway bit clear, padding bits zero,
+//! length consistent, canonical base64, and never together with ranges). A
 //! tampered file yields an error instead of a panic or a pool that would hand
 //! out duplicate or reserved addresses.
 //!
@@ -144,8 +164,11 @@ pub fn parse_gateway(input: &str) -> Result<Ipv4Addr, IpamError> {
 /// - `ranges` holds inclusive `start -> end` ranges that are sorted, disjoint
 ///   and non-adjacent, lie within the usable hosts and never cover the gateway;
 /// - `count` equals the number of addresses covered by `ranges`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "PoolRepr", into = "PoolRepr")]
+///
+/// Serialized through [`PoolRepr`]: as a range list or as a bitmap, whichever
+/// is smaller (see the module documentation).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "PoolRepr")]
 pub struct Pool {
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
@@ -153,17 +176,51 @@ pub struct Pool {
     count: u64,
 }
 
-/// On-disk representation of a [`Pool`]:
-/// `{"version":1,"subnet":"10.0.0.0/8","gateway":"10.0.0.1","allocated":[[start,end],...]}`.
+/// On-disk representation of a [`Pool`], compact JSON, one of:
 ///
-/// Ranges are inclusive `u32` pairs: compact, exact and trivially validated.
+/// - `{"version":1,"subnet":"10.0.0.0/8","gateway":"10.0.0.1","allocated":[[start,end],...]}`
+/// - `{"version":1,"subnet":"10.0.0.0/8","gateway":"10.0.0.1","allocated":[],"bitmap":{"start":s,"len":n,"bits":"<base64>"}}`
+///
+/// Ranges are inclusive `u32` pairs: compact for a few runs, exact and
+/// trivially validated. The bitmap bounds the size for fragmented sets. At
+/// most one of a non-empty `allocated` and `bitmap` may be present; both
+/// absent (or `allocated` empty without `bitmap`) is an empty pool. A file
+/// with a bitmap is rejected by older readers (unknown field) rather than
+/// silently read as an empty pool.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct PoolRepr {
     version: u32,
     subnet: Ipv4Net,
     gateway: Ipv4Addr,
+    #[serde(default)]
     allocated: Vec<(u32, u32)>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "deserialize_present"
+    )]
+    bitmap: Option<BitmapRepr>,
+}
+
+/// Allocated addresses as a bitmap: bit `i` (least significant bit first
+/// within each byte) is set iff address `start + i` is allocated, for
+/// `i < len`. `bits` is standard, padded base64 of exactly `ceil(len / 8)`
+/// bytes; the unused high bits of the last byte are zero.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BitmapRepr {
+    start: u32,
+    len: u32,
+    bits: String,
+}
+
+/// `"bitmap": null` is rejected: the field is either absent or a bitmap.
+fn deserialize_present<'de, D>(deserializer: D) -> Result<Option<BitmapRepr>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    BitmapRepr::deserialize(deserializer).map(Some)
 }
 
 /// Why a serialized pool was rejected. Only surfaces through serde errors.
@@ -182,14 +239,288 @@ impl From<IpamError> for InvalidPoolState {
     }
 }
 
-impl From<Pool> for PoolRepr {
-    fn from(pool: Pool) -> Self {
+/// Number of decimal digits of `n`.
+fn decimal_len(n: u32) -> usize {
+    n.checked_ilog10().map_or(1, |l| l as usize + 1)
+}
+
+/// Length of the base64 (standard, padded) encoding of `bytes` bytes.
+fn base64_len(bytes: usize) -> usize {
+    bytes.div_ceil(3) * 4
+}
+
+/// Number of bytes of a bitmap of `len` bits.
+fn bitmap_bytes(len: u32) -> usize {
+    (len as usize).div_ceil(8)
+}
+
+/// Sets bits `from..=to` of an LSB-first bitmap, whole bytes at a time.
+fn set_bits(buf: &mut [u8], from: usize, to: usize) {
+    debug_assert!(from <= to && to / 8 < buf.len());
+    let (first_byte, first_bit) = (from / 8, from % 8);
+    let (last_byte, last_bit) = (to / 8, to % 8);
+    let head = 0xFFu8 << first_bit;
+    let tail = 0xFFu8 >> (7 - last_bit);
+    if first_byte == last_byte {
+        buf[first_byte] |= head & tail;
+    } else {
+        buf[first_byte] |= head;
+        buf[first_byte + 1..last_byte].fill(0xFF);
+        buf[last_byte] |= tail;
+    }
+}
+
+impl Pool {
+    /// Exact length of the compact JSON of the range list between the
+    /// brackets of `"allocated":[...]`.
+    ///
+    /// O(1) when the lowest and the highest allocated address have as many
+    /// decimal digits (then all do, e.g. anywhere in 10.0.0.0/8); otherwise
+    /// the digits are counted, O(runs).
+    fn ranges_json_len(&self) -> usize {
+        let n = self.ranges.len();
+        let (Some((&first, _)), Some((_, &last))) =
+            (self.ranges.first_key_value(), self.ranges.last_key_value())
+        else {
+            return 0;
+        };
+        // "[s,e]" per range, plus a comma between ranges.
+        let digits = decimal_len(first);
+        if digits == decimal_len(last) {
+            return n * (2 * digits + 4) - 1;
+        }
+        let items: usize = self
+            .ranges
+            .iter()
+            .map(|(&s, &e)| decimal_len(s) + decimal_len(e) + 3)
+            .sum();
+        items + n - 1
+    }
+
+    /// `(start, len)` of the bitmap: from the first to the last allocated
+    /// address. `None` for an empty pool.
+    fn bitmap_span(&self) -> Option<(u32, u32)> {
+        let (&first, _) = self.ranges.first_key_value()?;
+        let (_, &last) = self.ranges.last_key_value()?;
+        // first >= network + 1 >= 1 and last <= u32::MAX - 1: no overflow.
+        Some((first, last - first + 1))
+    }
+
+    /// Exact length of the compact JSON of `,"bitmap":{...}`, i.e. what the
+    /// bitmap form adds to a pool with an empty `"allocated":[]`.
+    fn bitmap_json_len(&self) -> Option<usize> {
+        let (start, len) = self.bitmap_span()?;
+        // ,"bitmap":{"start":  ,"len":  ,"bits":"  "}
+        Some(
+            r#","bitmap":{"start":,"len":,"bits":""}"#.len()
+                + decimal_len(start)
+                + decimal_len(len)
+                + base64_len(bitmap_bytes(len)),
+        )
+    }
+
+    /// True if the bitmap form is strictly smaller than the range list.
+    /// Cheap: O(1) for the bitmap, O(runs) digit counting for the ranges.
+    fn prefer_bitmap(&self) -> bool {
+        self.bitmap_json_len()
+            .is_some_and(|bitmap| bitmap < self.ranges_json_len())
+    }
+
+    /// The bitmap form; O(span / 8 + runs). `None` for an empty pool.
+    fn encode_bitmap(&self) -> Option<BitmapRepr> {
+        use base64::Engine as _;
+        let (start, len) = self.bitmap_span()?;
+        let mut buf = vec![0u8; bitmap_bytes(len)];
+        for (&s, &e) in &self.ranges {
+            set_bits(&mut buf, (s - start) as usize, (e - start) as usize);
+        }
+        Some(BitmapRepr {
+            start,
+            len,
+            bits: base64::engine::general_purpose::STANDARD.encode(&buf),
+        })
+    }
+
+    /// Validates a bitmap against this (empty) pool's subnet and gateway and
+    /// returns its runs as canonical ranges (sorted, disjoint, non-adjacent).
+    ///
+    /// Whole 64-bit words that continue the current state (all zeros outside
+    /// a run, all ones inside one) are skipped; in the others only the bit
+    /// transitions are visited. O(bytes / 8 + runs).
+    fn decode_bitmap(&self, bitmap: &BitmapRepr) -> Result<Vec<(u32, u32)>, InvalidPoolState> {
+        use base64::Engine as _;
+        let BitmapRepr { start, len, bits } = bitmap;
+        let (start, len) = (*start, *len);
+        let (lo, hi) = self.usable_bounds();
+        if len == 0 {
+            return Err(InvalidPoolState("bitmap is empty (len 0)".into()));
+        }
+        if start < lo || start > hi {
+            return Err(InvalidPoolState(format!(
+                "bitmap start {} is outside the usable hosts of {}",
+                Ipv4Addr::from(start),
+                self.subnet
+            )));
+        }
+        // Last address covered, in u64: start + len - 1 may exceed u32::MAX.
+        let end = u64::from(start) + u64::from(len) - 1;
+        if end > u64::from(hi) {
+            return Err(InvalidPoolState(format!(
+                "bitmap of {len} bits from {} extends beyond the usable hosts of {}",
+                Ipv4Addr::from(start),
+                self.subnet
+            )));
+        }
+        // Now start + len - 1 <= hi: every address below is a valid u32.
+        let end = end as u32;
+        let nbytes = bitmap_bytes(len);
+        // Checked before decoding so a wrong length costs nothing.
+        if bits.len() != base64_len(nbytes) {
+            return Err(InvalidPoolState(format!(
+                "bitmap of {len} bits must be {} base64 characters, found {}",
+                base64_len(nbytes),
+                bits.len()
+            )));
+        }
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(bits)
+            .map_err(|e| InvalidPoolState(format!("bitmap is not valid base64: {e}")))?;
+        if bytes.len() != nbytes {
+            return Err(InvalidPoolState(format!(
+                "bitmap of {len} bits must be {nbytes} byte(s), found {}",
+                bytes.len()
+            )));
+        }
+        let used_in_last = len % 8;
+        if used_in_last != 0 && bytes[nbytes - 1] & (0xFFu8 << used_in_last) != 0 {
+            return Err(InvalidPoolState(
+                "bitmap has non-zero padding bits after its last bit".into(),
+            ));
+        }
+        let gw = u32::from(self.gateway);
+        if start <= gw && gw <= end {
+            let i = (gw - start) as usize;
+            if bytes[i / 8] & (1 << (i % 8)) != 0 {
+                return Err(InvalidPoolState(format!(
+                    "bitmap covers the gateway {}",
+                    self.gateway
+                )));
+            }
+        }
+
+        // Bits past `len` are zero (padding checked above, and the last
+        // partial word is zero-extended), so a run still open at the end ends
+        // exactly at `end`, and every transition is at a position <= len.
+        let mut ranges = Vec::new();
+        let mut run_start: Option<u32> = None;
+        let mut on_word = |pos: u32, word: u64, run_start: &mut Option<u32>| {
+            let in_run = run_start.is_some();
+            if (word == 0 && !in_run) || (word == u64::MAX && in_run) {
+                return;
+            }
+            // Bit i is set where bit i differs from bit i - 1 (or, for bit
+            // 0, from the state carried over from the previous word).
+            let mut transitions = word ^ ((word << 1) | u64::from(in_run));
+            while transitions != 0 {
+                let p = pos + transitions.trailing_zeros();
+                transitions &= transitions - 1;
+                match run_start.take() {
+                    None => *run_start = Some(p),
+                    // p >= 1 here: a run started at a lower position.
+                    Some(s) => ranges.push((start + s, start + (p - 1))),
+                }
+            }
+        };
+        let mut chunks = bytes.chunks_exact(8);
+        let mut pos: u32 = 0;
+        for chunk in chunks.by_ref() {
+            let word = u64::from_le_bytes(chunk.try_into().expect("8-byte chunk"));
+            on_word(pos, word, &mut run_start);
+            // Wraps only after the last word of a 2^32-bit bitmap, unused.
+            pos = pos.wrapping_add(64);
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            on_word(pos, u64::from_le_bytes(last), &mut run_start);
+        }
+        if let Some(s) = run_start {
+            ranges.push((start + s, end));
+        }
+        Ok(ranges)
+    }
+
+    /// Validates a range list against this (empty) pool's subnet and gateway
+    /// and returns it canonical (adjacent ranges merged).
+    fn check_ranges(
+        &self,
+        allocated: Vec<(u32, u32)>,
+    ) -> Result<Vec<(u32, u32)>, InvalidPoolState> {
+        let (lo, hi) = self.usable_bounds();
+        let gw = u32::from(self.gateway);
+        let mut ranges: Vec<(u32, u32)> = Vec::with_capacity(allocated.len());
+        for (start, end) in allocated {
+            let show = |s: u32, e: u32| format!("[{}, {}]", Ipv4Addr::from(s), Ipv4Addr::from(e));
+            if start > end {
+                return Err(InvalidPoolState(format!(
+                    "range {} has start after end",
+                    show(start, end)
+                )));
+            }
+            if start < lo || end > hi {
+                return Err(InvalidPoolState(format!(
+                    "range {} is outside the usable hosts of {}",
+                    show(start, end),
+                    self.subnet
+                )));
+            }
+            if start <= gw && gw <= end {
+                return Err(InvalidPoolState(format!(
+                    "range {} covers the gateway {}",
+                    show(start, end),
+                    self.gateway
+                )));
+            }
+            match ranges.last_mut() {
+                Some(&mut (_, prev)) if start <= prev => {
+                    return Err(InvalidPoolState(format!(
+                        "range {} overlaps or is out of order",
+                        show(start, end)
+                    )));
+                }
+                // Adjacent ranges are legal but not canonical: merge them so
+                // that equality and the non-adjacency invariant hold.
+                // `prev < start`, so `start >= 1`.
+                Some((_, prev)) if *prev == start - 1 => *prev = end,
+                _ => ranges.push((start, end)),
+            }
+        }
+        Ok(ranges)
+    }
+}
+
+impl From<&Pool> for PoolRepr {
+    fn from(pool: &Pool) -> Self {
+        let (allocated, bitmap) = if pool.prefer_bitmap() {
+            (Vec::new(), pool.encode_bitmap())
+        } else {
+            (pool.ranges.iter().map(|(&s, &e)| (s, e)).collect(), None)
+        };
         PoolRepr {
             version: FORMAT_VERSION,
             subnet: pool.subnet,
             gateway: pool.gateway,
-            allocated: pool.ranges.into_iter().collect(),
+            allocated,
+            bitmap,
         }
+    }
+}
+
+/// Serializes through [`PoolRepr`] without cloning the pool.
+impl Serialize for Pool {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        PoolRepr::from(self).serialize(serializer)
     }
 }
 
@@ -204,53 +535,18 @@ impl TryFrom<PoolRepr> for Pool {
             )));
         }
         let mut pool = Pool::new(repr.subnet, Some(repr.gateway))?;
-        let (lo, hi) = pool.usable_bounds();
-        let gw = u32::from(pool.gateway);
-        let mut prev_end: Option<u32> = None;
-        for (start, end) in repr.allocated {
-            let show = |s: u32, e: u32| format!("[{}, {}]", Ipv4Addr::from(s), Ipv4Addr::from(e));
-            if start > end {
-                return Err(InvalidPoolState(format!(
-                    "range {} has start after end",
-                    show(start, end)
-                )));
+        let ranges = match repr.bitmap {
+            Some(_) if !repr.allocated.is_empty() => {
+                return Err(InvalidPoolState(
+                    "both \"allocated\" ranges and a \"bitmap\" are present".into(),
+                ))
             }
-            if start < lo || end > hi {
-                return Err(InvalidPoolState(format!(
-                    "range {} is outside the usable hosts of {}",
-                    show(start, end),
-                    pool.subnet
-                )));
-            }
-            if start <= gw && gw <= end {
-                return Err(InvalidPoolState(format!(
-                    "range {} covers the gateway {}",
-                    show(start, end),
-                    pool.gateway
-                )));
-            }
-            if let Some(prev) = prev_end {
-                if start <= prev {
-                    return Err(InvalidPoolState(format!(
-                        "range {} overlaps or is out of order",
-                        show(start, end)
-                    )));
-                }
-            }
-            prev_end = Some(end);
-            // Adjacent ranges are legal but not canonical: merge them so that
-            // equality and the non-adjacency invariant hold.
-            let merged_start = match pool.ranges.last_key_value() {
-                // `prev_end < start` was checked above, so `start >= 1`.
-                Some((&s, &e)) if e == start - 1 => {
-                    pool.ranges.remove(&s);
-                    s
-                }
-                _ => start,
-            };
-            pool.ranges.insert(merged_start, end);
-            pool.count += u64::from(end - start) + 1;
-        }
+            Some(bitmap) => pool.decode_bitmap(&bitmap)?,
+            None => pool.check_ranges(repr.allocated)?,
+        };
+        pool.count = ranges.iter().map(|&(s, e)| u64::from(e - s) + 1).sum();
+        // Sorted input: built in bulk, O(n).
+        pool.ranges = ranges.into_iter().collect();
         Ok(pool)
     }
 }
@@ -814,7 +1110,9 @@ mod tests {
         assert_eq!(u32::from(next), u32::from(ip("10.0.0.2")) + 1_000_000);
         let json = serde_json::to_string(&p).unwrap();
         eprintln!("1M sequential in /8: {} bytes", json.len());
-        assert!(json.len() < 1024, "{} bytes", json.len());
+        assert!(json.len() < 200, "{} bytes", json.len());
+        assert!(!json.contains("bitmap"), "{json}");
+        assert_eq!(serde_json::from_str::<Pool>(&json).unwrap(), p);
     }
 
     #[test]
@@ -859,6 +1157,463 @@ mod tests {
         assert_eq!(back, p);
         let got: Vec<u32> = back.allocated().into_iter().map(u32::from).collect();
         assert_eq!(got, model.into_iter().collect::<Vec<_>>());
+    }
+
+    /// Compact JSON of `p` in each encoding, whatever `Serialize` would pick:
+    /// `(ranges, bitmap)`; the bitmap is `None` for an empty pool.
+    fn both_forms(p: &Pool) -> (String, Option<String>) {
+        let repr = |allocated, bitmap| PoolRepr {
+            version: FORMAT_VERSION,
+            subnet: p.subnet,
+            gateway: p.gateway,
+            allocated,
+            bitmap,
+        };
+        let ranges = repr(p.ranges.iter().map(|(&s, &e)| (s, e)).collect(), None);
+        let bitmap = p.encode_bitmap().map(|b| repr(Vec::new(), Some(b)));
+        (
+            serde_json::to_string(&ranges).unwrap(),
+            bitmap.map(|b| serde_json::to_string(&b).unwrap()),
+        )
+    }
+
+    /// A pool with the given canonical ranges, built directly (fast in debug
+    /// builds); the invariants are re-checked by a JSON round trip.
+    fn pool_with_ranges(subnet: &str, ranges: Vec<(u32, u32)>) -> Pool {
+        let mut p = Pool::new(net(subnet), None).unwrap();
+        p.count = ranges.iter().map(|&(s, e)| u64::from(e - s) + 1).sum();
+        p.ranges = ranges.into_iter().collect();
+        p
+    }
+
+    fn b64(bytes: &[u8]) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn fragmented_pool_serializes_as_bitmap() {
+        let mut p = Pool::new(net("10.0.0.0/24"), None).unwrap();
+        for last in [2u8, 4, 6, 8, 10] {
+            p.allocate_specific(Ipv4Addr::new(10, 0, 0, last)).unwrap();
+        }
+        let json = serde_json::to_string(&p).unwrap();
+        // .2 .4 .6 .8 .10 -> bits 0, 2, 4, 6, 8 from .2 -> 0x55 0x01.
+        assert_eq!(
+            json,
+            r#"{"version":1,"subnet":"10.0.0.0/24","gateway":"10.0.0.1","allocated":[],"bitmap":{"start":167772162,"len":9,"bits":"VQE="}}"#
+        );
+        let back: Pool = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.allocated_count(), 5);
+        assert_eq!(back.ranges.len(), 5);
+
+        // Dense again -> back to ranges.
+        for last in [3u8, 5, 7, 9] {
+            p.allocate_specific(Ipv4Addr::new(10, 0, 0, last)).unwrap();
+        }
+        let json = serde_json::to_string(&p).unwrap();
+        assert_eq!(
+            json,
+            r#"{"version":1,"subnet":"10.0.0.0/24","gateway":"10.0.0.1","allocated":[[167772162,167772170]]}"#
+        );
+        assert_eq!(serde_json::from_str::<Pool>(&json).unwrap(), p);
+    }
+
+    #[test]
+    fn bitmap_decoding_handles_word_boundaries_and_gateway_gap() {
+        // Runs crossing 64-bit words, a run to the very last bit, and a
+        // gateway in the middle of the bitmap (its bit clear).
+        let n = "10.0.0.0/22";
+        let mut p = Pool::new(net(n), Some(ip("10.0.1.100"))).unwrap();
+        let base = u32::from(ip("10.0.0.0"));
+        let gw = u32::from(ip("10.0.1.100"));
+        let mut model = BTreeSet::new();
+        for off in (3..70).chain((120..=200).step_by(3)).chain(250..=300) {
+            let a = base + off;
+            p.allocate_specific(Ipv4Addr::from(a)).unwrap();
+            model.insert(a);
+        }
+        for a in (gw - 40..gw)
+            .chain(gw + 1..gw + 3)
+            .chain((gw + 10..gw + 200).step_by(2))
+        {
+            p.allocate_specific(Ipv4Addr::from(a)).unwrap();
+            model.insert(a);
+        }
+        let json = serde_json::to_string(&p).unwrap();
+        assert!(json.contains("\"bitmap\""), "{json}");
+        let back: Pool = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, p);
+        let got: Vec<u32> = back.allocated().into_iter().map(u32::from).collect();
+        assert_eq!(got, model.into_iter().collect::<Vec<_>>());
+
+        // Full 64-bit words of ones (skipped fast), the bitmap ending on a
+        // word boundary inside a run.
+        let lo = base + 2;
+        let q = pool_with_ranges(n, vec![(lo, lo + 127), (lo + 129, lo + 129 + 62)]);
+        let bm = q.encode_bitmap().unwrap();
+        assert_eq!(bm.len, 192);
+        let json = serde_json::to_string(&PoolRepr {
+            version: 1,
+            subnet: q.subnet,
+            gateway: q.gateway,
+            allocated: vec![],
+            bitmap: Some(bm),
+        })
+        .unwrap();
+        assert_eq!(serde_json::from_str::<Pool>(&json).unwrap(), q);
+    }
+
+    /// The size estimates used to choose the encoding are exact.
+    fn check_estimates(p: &Pool) {
+        let empty = serde_json::to_string(&PoolRepr {
+            version: FORMAT_VERSION,
+            subnet: p.subnet,
+            gateway: p.gateway,
+            allocated: Vec::new(),
+            bitmap: None,
+        })
+        .unwrap()
+        .len();
+        let (ranges, bitmap) = both_forms(p);
+        assert_eq!(ranges.len(), empty + p.ranges_json_len(), "{ranges}");
+        match bitmap {
+            Some(bitmap) => {
+                assert_eq!(
+                    bitmap.len(),
+                    empty + p.bitmap_json_len().unwrap(),
+                    "{bitmap}"
+                )
+            }
+            None => assert!(p.ranges.is_empty()),
+        }
+    }
+
+    #[test]
+    fn size_estimates_are_exact() {
+        let cases: [(&str, Option<&str>, &[u32]); 4] = [
+            // All addresses with 9 digits (the O(1) path).
+            (
+                "10.0.0.0/16",
+                Some("10.0.3.7"),
+                &[2, 3, 9, 100, 101, 102, 5000, 65534],
+            ),
+            // 5.245.225.0 is 100,000,000: 8 and 9 digits mixed.
+            ("5.245.224.0/22", None, &[2, 3, 255, 256, 257, 300, 1000]),
+            (
+                "0.0.0.0/0",
+                Some("255.255.255.254"),
+                &[1, 9, 10, 99, 100, 1_000_000],
+            ),
+            ("0.0.0.0/0", None, &[]),
+        ];
+        for (subnet, gw, offsets) in cases {
+            let mut p = Pool::new(net(subnet), gw.map(ip)).unwrap();
+            let base = u32::from(p.subnet.network());
+            for off in offsets {
+                p.allocate_specific(Ipv4Addr::from(base + off)).unwrap();
+            }
+            check_estimates(&p);
+        }
+    }
+
+    #[test]
+    fn tampered_bitmap_rejected() {
+        // 10.0.0.0/24: network 167772160, .1 = 167772161 (gateway), .2 =
+        // 167772162, .254 = 167772414 (last usable), .255 = 167772415.
+        let pool = |gw: &str, bitmap: serde_json::Value| {
+            serde_json::json!({
+                "version": 1,
+                "subnet": "10.0.0.0/24",
+                "gateway": gw,
+                "allocated": [],
+                "bitmap": bitmap,
+            })
+        };
+        let bm = |start: u32, len: u32, bytes: &[u8]| serde_json::json!({"start": start, "len": len, "bits": b64(bytes)});
+        let raw = |start: u32, len: u32, bits: &str| serde_json::json!({"start": start, "len": len, "bits": bits});
+        let gw = "10.0.0.1";
+        // Bit 98 from .2 is 10.0.0.100.
+        let mut gw_bit = vec![0u8; 13];
+        gw_bit[98 / 8] |= 1 << (98 % 8);
+        let cases: Vec<(&str, serde_json::Value)> = vec![
+            // start below the usable hosts (network address), bit set or not
+            ("usable hosts", pool(gw, bm(167772160, 8, &[0x01]))),
+            ("usable hosts", pool(gw, bm(167772160, 8, &[0x04]))),
+            // start is the broadcast address / outside the subnet
+            ("usable hosts", pool(gw, bm(167772415, 1, &[0x01]))),
+            ("usable hosts", pool(gw, bm(167772500, 1, &[0x01]))),
+            ("usable hosts", pool(gw, bm(0, 1, &[0x01]))),
+            // bits beyond the usable hosts (covering broadcast), set or not
+            ("beyond", pool(gw, bm(167772410, 6, &[0x20]))),
+            ("beyond", pool(gw, bm(167772410, 6, &[0x01]))),
+            ("beyond", pool(gw, bm(167772162, u32::MAX, &[0x01]))),
+            // covers the gateway, at the start or in the middle
+            ("gateway", pool(gw, bm(167772161, 1, &[0x01]))),
+            ("gateway", pool("10.0.0.100", bm(167772162, 100, &gw_bit))),
+            // non-zero padding bits in the last byte
+            ("padding", pool(gw, bm(167772162, 4, &[0x10]))),
+            ("padding", pool(gw, bm(167772162, 9, &[0xFF, 0x02]))),
+            ("padding", pool(gw, bm(167772162, 1, &[0x80]))),
+            // byte count inconsistent with len
+            ("must be", pool(gw, bm(167772162, 9, &[0x01]))),
+            ("must be", pool(gw, bm(167772162, 8, &[0x01, 0x00]))),
+            ("must be", pool(gw, bm(167772162, 8, &[]))),
+            // empty bitmap
+            ("empty", pool(gw, bm(167772162, 0, &[]))),
+            // bad base64 (of the right length)
+            ("base64", pool(gw, raw(167772162, 8, "!!!!"))),
+            ("base64", pool(gw, raw(167772162, 8, "AR=="))), // non-canonical
+            ("base64", pool(gw, raw(167772162, 8, "-w=="))), // URL-safe alphabet
+            ("base64", pool(gw, raw(167772162, 8, "AQ=A"))),
+            ("base64", pool(gw, raw(167772162, 8, "===="))),
+            ("base64", pool(gw, raw(167772162, 8, "AQ\n="))),
+            ("base64", pool(gw, raw(167772162, 16, "AQA"))),
+            // both encodings at once
+            (
+                "both",
+                serde_json::json!({
+                    "version": 1, "subnet": "10.0.0.0/24", "gateway": gw,
+                    "allocated": [[167772200, 167772200]],
+                    "bitmap": {"start": 167772162, "len": 1, "bits": "AQ=="},
+                }),
+            ),
+            // wrong shapes
+            ("", pool(gw, serde_json::Value::Null)),
+            ("", pool(gw, serde_json::json!("AQ=="))),
+            (
+                "",
+                pool(gw, serde_json::json!({"start": 167772162, "bits": "AQ=="})),
+            ),
+            (
+                "",
+                pool(gw, serde_json::json!({"start": 167772162, "len": 1})),
+            ),
+            ("", pool(gw, serde_json::json!({"len": 1, "bits": "AQ=="}))),
+            (
+                "",
+                pool(
+                    gw,
+                    serde_json::json!({"start": 167772162, "len": 1, "bits": "AQ==", "x": 1}),
+                ),
+            ),
+            (
+                "",
+                pool(
+                    gw,
+                    serde_json::json!({"start": -1, "len": 1, "bits": "AQ=="}),
+                ),
+            ),
+            (
+                "",
+                pool(
+                    gw,
+                    serde_json::json!({"start": 167772162, "len": 4294967296u64, "bits": "AQ=="}),
+                ),
+            ),
+            (
+                "",
+                pool(
+                    gw,
+                    serde_json::json!({"start": 167772162, "len": 1, "bits": 1}),
+                ),
+            ),
+            (
+                "",
+                pool(
+                    gw,
+                    serde_json::json!({"start": 167772162, "len": 1, "bits": [1]}),
+                ),
+            ),
+            (
+                "",
+                pool(
+                    gw,
+                    serde_json::json!({"start": "10.0.0.2", "len": 1, "bits": "AQ=="}),
+                ),
+            ),
+        ];
+        for (why, c) in cases {
+            let err = match serde_json::from_value::<Pool>(c.clone()) {
+                Ok(p) => panic!("accepted {c}: {p:?}"),
+                Err(e) => e.to_string(),
+            };
+            assert!(err.contains(why), "{c}: {err} (expected {why:?})");
+            // Same through the string parser used for files.
+            assert!(serde_json::from_str::<Pool>(&c.to_string()).is_err(), "{c}");
+        }
+
+        // The valid neighbours of those cases are accepted.
+        let ok = |v: serde_json::Value| serde_json::from_value::<Pool>(v).unwrap();
+        let p = ok(pool(gw, bm(167772162, 4, &[0x09])));
+        assert_eq!(p.allocated(), vec![ip("10.0.0.2"), ip("10.0.0.5")]);
+        let p = ok(pool(gw, bm(167772409, 6, &[0x20])));
+        assert_eq!(p.allocated(), vec![ip("10.0.0.254")]);
+        let p = ok(pool(gw, bm(167772162, 8, &[0x00])));
+        assert_eq!(p.allocated_count(), 0);
+        let p = ok(serde_json::json!({"version": 1, "subnet": "10.0.0.0/24", "gateway": gw}));
+        assert_eq!(p, Pool::new(net("10.0.0.0/24"), None).unwrap());
+        let mut gw_clear = vec![0xFFu8; 13];
+        gw_clear[12] = 0x0F; // 100 bits = 12 bytes + 4
+        gw_clear[98 / 8] &= !(1 << (98 % 8));
+        let p = ok(pool("10.0.0.100", bm(167772162, 100, &gw_clear)));
+        assert_eq!(p.allocated_count(), 99);
+        assert_eq!(p.ranges.len(), 2);
+
+        // Top of the address space: the gateway is the last usable host.
+        let top = |bytes: &[u8]| {
+            serde_json::json!({
+                "version": 1, "subnet": "0.0.0.0/0", "gateway": "255.255.255.254",
+                "bitmap": {"start": 4294967292u32, "len": 3, "bits": b64(bytes)},
+            })
+        };
+        let p = ok(top(&[0x03]));
+        assert_eq!(
+            p.allocated(),
+            vec![ip("255.255.255.252"), ip("255.255.255.253")]
+        );
+        assert!(serde_json::from_value::<Pool>(top(&[0x04])).is_err());
+        let too_long = serde_json::json!({
+            "version": 1, "subnet": "0.0.0.0/0", "gateway": "255.255.255.254",
+            "bitmap": {"start": 4294967292u32, "len": 4, "bits": b64(&[0x03])},
+        });
+        assert!(serde_json::from_value::<Pool>(too_long).is_err());
+    }
+
+    #[test]
+    fn million_every_other_in_slash8_under_10mb() {
+        let base = u32::from(ip("10.0.0.2"));
+        let p = pool_with_ranges(
+            "10.0.0.0/8",
+            (0..1_000_000u32)
+                .map(|i| (base + 2 * i, base + 2 * i))
+                .collect(),
+        );
+        assert_eq!(p.allocated_count(), 1_000_000);
+        let json = serde_json::to_vec(&p).unwrap();
+        eprintln!("1M every-other in /8: {} bytes", json.len());
+        assert!(json.len() <= 10_000_000, "{} bytes", json.len());
+        // ~2M bits: a bitmap of ~250 KB, ~333 KB in base64.
+        assert!(json.len() < 400_000, "{} bytes", json.len());
+        let (ranges, _) = both_forms(&p);
+        assert!(ranges.len() > 20_000_000, "{} bytes", ranges.len());
+        let mut back: Pool = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, p);
+        assert_eq!(back.allocate().unwrap(), ip("10.0.0.3"));
+        assert!(back.is_allocated(Ipv4Addr::from(base + 2 * 999_999)));
+        assert!(!back.is_allocated(Ipv4Addr::from(base + 2 * 1_000_000)));
+        // Pretty-printing changes nothing substantial in the bitmap form.
+        assert!(serde_json::to_vec_pretty(&p).unwrap().len() <= 10_000_000);
+    }
+
+    #[test]
+    fn million_random_in_slash8_under_10mb() {
+        let n = net("10.0.0.0/8");
+        let (lo, hi) = Pool::new(n, None).unwrap().usable_bounds();
+        let gw = lo;
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut addrs: Vec<u32> = Vec::with_capacity(1_100_000);
+        while addrs.len() < 1_100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let a = lo + (x % u64::from(hi - lo + 1)) as u32;
+            if a != gw {
+                addrs.push(a);
+            }
+        }
+        addrs.sort_unstable();
+        addrs.dedup();
+        addrs.truncate(1_000_000);
+        assert_eq!(addrs.len(), 1_000_000);
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for &a in &addrs {
+            match ranges.last_mut() {
+                Some((_, e)) if *e + 1 == a => *e = a,
+                _ => ranges.push((a, a)),
+            }
+        }
+        let p = pool_with_ranges("10.0.0.0/8", ranges);
+        assert_eq!(p.allocated_count(), 1_000_000);
+        let json = serde_json::to_vec(&p).unwrap();
+        eprintln!(
+            "1M random in /8: {} ranges, {} bytes",
+            p.ranges.len(),
+            json.len()
+        );
+        assert!(json.len() <= 10_000_000, "{} bytes", json.len());
+        // Bounded by the whole /8 as a bitmap: 2 MiB of bits in base64.
+        assert!(json.len() <= 2_900_000, "{} bytes", json.len());
+        let back: Pool = serde_json::from_slice(&json).unwrap();
+        assert_eq!(back, p);
+        let got: Vec<u32> = back.allocated().into_iter().map(u32::from).collect();
+        assert_eq!(got, addrs);
+    }
+
+    /// Release-mode measurements; run with
+    /// `cargo test --release -p mydocker --lib ipam::tests::perf -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn perf_million_in_slash8() {
+        use std::time::Instant;
+        let n = net("10.0.0.0/8");
+        let (lo, hi) = Pool::new(n, None).unwrap().usable_bounds();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        type Candidates = Box<dyn FnMut(u32) -> u32>;
+        let patterns: [(&str, Candidates); 3] = [
+            ("every-other", Box::new(move |i| lo + 1 + 2 * i)),
+            ("sequential", Box::new(move |i| lo + 1 + i)),
+            (
+                "random",
+                Box::new(move |_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    lo + 1 + (x % u64::from(hi - lo)) as u32
+                }),
+            ),
+        ];
+        for (name, mut next) in patterns {
+            let mut p = Pool::new(n, None).unwrap();
+            let t = Instant::now();
+            let mut i = 0;
+            while p.allocated_count() < 1_000_000 {
+                let _ = p.allocate_specific(Ipv4Addr::from(next(i)));
+                i += 1;
+            }
+            let fill = t.elapsed();
+            let t = Instant::now();
+            let json = serde_json::to_vec(&p).unwrap();
+            let ser = t.elapsed();
+            let t = Instant::now();
+            let back: Pool = serde_json::from_slice(&json).unwrap();
+            let de = t.elapsed();
+            assert_eq!(back, p);
+            let t = Instant::now();
+            let bitmap = p.prefer_bitmap();
+            let choose = t.elapsed();
+            let t = Instant::now();
+            let encoded = p.encode_bitmap().unwrap();
+            let encode = t.elapsed();
+            let t = Instant::now();
+            let decoded = p.decode_bitmap(&encoded).unwrap();
+            let decode = t.elapsed();
+            assert_eq!(decoded.len(), p.ranges.len());
+            let mut q = back;
+            let t = Instant::now();
+            let a = q.allocate().unwrap();
+            let alloc = t.elapsed();
+            eprintln!(
+                "{name}: {} ranges, {} bytes ({}), fill {fill:?}, serialize {ser:?} \
+                 (of which choosing {choose:?}, building the bitmap {encode:?}), \
+                 deserialize {de:?} (of which bitmap to ranges {decode:?}), \
+                 allocate {alloc:?} -> {a}",
+                p.ranges.len(),
+                json.len(),
+                if bitmap { "bitmap" } else { "ranges" },
+            );
+        }
     }
 
     #[derive(Debug, Clone)]
@@ -981,6 +1736,96 @@ mod tests {
             });
             if let Ok(mut p) = serde_json::from_value::<Pool>(json) {
                 // Whatever was accepted must behave.
+                let before = p.allocated_count();
+                if let Ok(a) = p.allocate() {
+                    prop_assert!(p.is_allocated(a));
+                    prop_assert_eq!(p.allocated_count(), before + 1);
+                    prop_assert!(a != p.gateway());
+                }
+            }
+        }
+
+        #[test]
+        fn round_trip_both_encodings(
+            base in any::<u32>(),
+            prefix in 14u8..=30,
+            gw_choice in proptest::option::of(any::<u32>()),
+            window_log in 2u32..=16,
+            picks in proptest::collection::vec(any::<u32>(), 0..600),
+            releases in proptest::collection::vec(any::<u32>(), 0..50),
+        ) {
+            let subnet = Ipv4Net::new(Ipv4Addr::from(base), prefix).unwrap().trunc();
+            let network = u32::from(subnet.network());
+            let broadcast = u32::from(subnet.broadcast());
+            let usable = broadcast - network - 1;
+            let gateway = gw_choice.map(|g| Ipv4Addr::from(network + 1 + g % usable));
+            let mut pool = Pool::new(subnet, gateway).unwrap();
+            // Picks concentrated in a window (somewhere in the subnet) so that
+            // dense, fragmented and sparse sets all occur.
+            let window = usable.min(1 << window_log);
+            let offset = base % (usable - window + 1);
+            let mut model = BTreeSet::new();
+            for r in picks {
+                let a = network + 1 + offset + r % window;
+                if pool.allocate_specific(Ipv4Addr::from(a)).is_ok() {
+                    model.insert(a);
+                }
+            }
+            for r in releases {
+                let a = network + 1 + offset + r % window;
+                prop_assert_eq!(pool.release(Ipv4Addr::from(a)), model.remove(&a));
+            }
+
+            let json = serde_json::to_string(&pool).unwrap();
+            let back: Pool = serde_json::from_str(&json).unwrap();
+            prop_assert_eq!(&back, &pool);
+            let got: Vec<u32> = back.allocated().into_iter().map(u32::from).collect();
+            prop_assert_eq!(got, model.iter().copied().collect::<Vec<_>>());
+
+            // The smaller encoding was chosen, and the estimates are exact.
+            check_estimates(&pool);
+            let (ranges, bitmap) = both_forms(&pool);
+            prop_assert_eq!(json.contains("\"bitmap\""), pool.prefer_bitmap());
+            prop_assert!(json.len() <= ranges.len());
+            if let Some(bitmap) = bitmap {
+                prop_assert!(json.len() <= bitmap.len());
+                // Both forms decode to the same pool.
+                prop_assert_eq!(&serde_json::from_str::<Pool>(&bitmap).unwrap(), &pool);
+                prop_assert_eq!(&serde_json::from_str::<Pool>(&ranges).unwrap(), &pool);
+            } else {
+                prop_assert!(model.is_empty());
+            }
+            // Pretty JSON (other writers) round-trips too.
+            let pretty = serde_json::to_string_pretty(&pool).unwrap();
+            prop_assert_eq!(serde_json::from_str::<Pool>(&pretty).unwrap(), pool);
+        }
+
+        #[test]
+        fn arbitrary_bitmap_never_panics(
+            prefix in 0u8..=32,
+            base in any::<u32>(),
+            gw in any::<u32>(),
+            start_off in any::<u32>(),
+            len in 0u32..200,
+            bytes in proptest::collection::vec(any::<u8>(), 0..30),
+        ) {
+            let subnet = Ipv4Net::new(Ipv4Addr::from(base), prefix).unwrap().trunc();
+            let network = u32::from(subnet.network());
+            let gateway = network.wrapping_add(gw % 64);
+            let start = network.wrapping_add(start_off % 64).wrapping_sub(2);
+            let json = serde_json::json!({
+                "version": 1,
+                "subnet": subnet.to_string(),
+                "gateway": Ipv4Addr::from(gateway).to_string(),
+                "bitmap": {"start": start, "len": len, "bits": b64(&bytes)},
+            });
+            if let Ok(mut p) = serde_json::from_value::<Pool>(json) {
+                // Whatever was accepted must round-trip and behave.
+                let back: Pool = serde_json::from_str(&serde_json::to_string(&p).unwrap()).unwrap();
+                prop_assert_eq!(&back, &p);
+                for a in p.allocated() {
+                    prop_assert!(p.is_assignable(u32::from(a)));
+                }
                 let before = p.allocated_count();
                 if let Ok(a) = p.allocate() {
                     prop_assert!(p.is_allocated(a));

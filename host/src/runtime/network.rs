@@ -381,17 +381,17 @@ impl Runtime {
             let Ok(_lock) = self.network_lock(&net.name) else {
                 continue;
             };
-            let Ok(endpoints) = self.endpoints(&net.name) else {
-                continue;
-            };
-            let Ok(mut pool) = self.load_pool(&net) else {
-                continue;
-            };
-            for ep in endpoints {
-                pool.release(ep.address);
-                let _ = store::remove_file(&self.endpoint_path(&net.name, &ep.container_id));
+            // Every endpoint died with the boot, so the pool starts empty.
+            // Built afresh rather than by releasing addresses: these files
+            // are not flushed (see `save_pool`), so a power loss may have
+            // left them damaged.
+            let dir = self.network_dir(&net.name).join("endpoints");
+            for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let _ = store::remove_file_for_this_boot(&e.path());
             }
-            let _ = self.save_pool(&net.name, &pool);
+            if let Ok(pool) = Pool::new(net.subnet, Some(net.gateway)) {
+                let _ = self.save_pool(&net.name, &pool);
+            }
         }
     }
 
@@ -502,8 +502,12 @@ impl Runtime {
         }
     }
 
+    /// Allocations live as long as the boot (a reboot resets them, see
+    /// `forget_endpoints_after_reboot`), so the pool is written atomically
+    /// but not flushed; compact, as a fragmented pool is a bitmap of up to
+    /// a few MB.
     fn save_pool(&self, network: &str, pool: &Pool) -> Result<()> {
-        Ok(store::write_json(
+        Ok(store::write_json_for_this_boot(
             &self.network_dir(network).join("ipam.json"),
             pool,
         )?)
@@ -951,7 +955,7 @@ impl Runtime {
         };
         fault_point("connect-before-record", 1);
         let recorded = check_driver_data(driver.name(), &info.driver_data)
-            .and_then(|()| Ok(store::write_json(&endpoint_path, &endpoint)?));
+            .and_then(|()| Ok(store::write_json_for_this_boot(&endpoint_path, &endpoint)?));
         if let Err(e) = recorded {
             let _ = self.call_disconnect(&driver, &record, &endpoint, None);
             release(&mut pool);
@@ -1034,7 +1038,7 @@ impl Runtime {
         let mut pool = self.load_pool(&record)?;
         pool.release(endpoint.address);
         self.save_pool(network, &pool)?;
-        store::remove_file(&endpoint_path)?;
+        store::remove_file_for_this_boot(&endpoint_path)?;
         Ok(())
     }
 

@@ -96,15 +96,46 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 
 /// Writes `value` as JSON to `path` atomically (temp + fsync + rename + dir fsync).
 pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
-        path: path.to_path_buf(),
-        reason: format!("cannot serialize: {e}"),
-    })?;
-    write_atomic(path, &bytes)
+    write_atomic(path, &encode(path, serde_json::to_vec_pretty(value))?)
 }
 
-/// Writes bytes to `path` atomically with mode 0600.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+/// Writes state that lives only as long as the current boot (IPAM
+/// allocations, endpoint records): compact JSON, replaced atomically by a
+/// rename but not flushed to disk.
+///
+/// A process crash cannot tear it (the rename is atomic and the page cache
+/// outlives the process). A power loss can, but a power loss is a reboot,
+/// and after a reboot the runtime resets exactly this state (see
+/// `Runtime::notice_reboot`), because every link and process it described
+/// is gone. Flushing it would buy nothing and costs two disk cache flushes
+/// per write — about a third of a connect on a typical VM disk.
+pub fn write_json_for_this_boot<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let bytes = encode(path, serde_json::to_vec(value))?;
+    let tmp = temp_with(path, &bytes)?;
+    tmp.persist(path)
+        .map_err(|e| StoreError::io(path, e.error))?;
+    Ok(())
+}
+
+/// Removes a file of boot-scoped state (see [`write_json_for_this_boot`]);
+/// missing is fine.
+pub fn remove_file_for_this_boot(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(StoreError::io(path, e)),
+    }
+}
+
+fn encode(path: &Path, result: serde_json::Result<Vec<u8>>) -> Result<Vec<u8>> {
+    result.map_err(|e| StoreError::Corrupt {
+        path: path.to_path_buf(),
+        reason: format!("cannot serialize: {e}"),
+    })
+}
+
+/// A 0600 temporary file next to `path` holding `bytes`.
+fn temp_with(path: &Path, bytes: &[u8]) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().unwrap_or(Path::new("."));
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
@@ -112,6 +143,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .map_err(|e| StoreError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| StoreError::io(path, e))?;
+    Ok(tmp)
+}
+
+/// Writes bytes to `path` atomically and durably, with mode 0600.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = temp_with(path, bytes)?;
     tmp.as_file()
         .sync_all()
         .map_err(|e| StoreError::io(path, e))?;

@@ -413,6 +413,16 @@ fn failed_line_number(msg: &str) -> Option<usize> {
     })
 }
 
+/// Firewall processes spawned by every [`Firewall`] of this process, for
+/// benchmarks that check "at most one firewall process per connect" through
+/// the runtime, which owns its instances.
+static SPAWNED_IN_PROCESS: AtomicUsize = AtomicUsize::new(0);
+
+/// Number of iptables processes this process has spawned so far.
+pub fn processes_spawned_in_process() -> usize {
+    SPAWNED_IN_PROCESS.load(Ordering::Relaxed)
+}
+
 /// The iptables backend. Cheap to create; holds the binaries' paths.
 #[derive(Debug)]
 pub struct Firewall {
@@ -468,6 +478,11 @@ impl Firewall {
     /// Number of iptables processes this instance has spawned so far.
     pub fn processes_spawned(&self) -> usize {
         self.spawned.load(Ordering::Relaxed)
+    }
+
+    fn count_spawn(&self) {
+        self.spawned.fetch_add(1, Ordering::Relaxed);
+        SPAWNED_IN_PROCESS.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Applies all removals then all additions in ONE iptables-restore
@@ -702,7 +717,7 @@ impl Firewall {
     fn run_restore(&self, batch: &str, lines: usize) -> Result<(), FirewallError> {
         let program = &self.restore;
         tracing::debug!(program = %program.display(), lines, "spawning firewall process");
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.count_spawn();
         let mut child = Command::new(program)
             .args(["-w", "--noflush"])
             .stdin(Stdio::piped())
@@ -735,7 +750,7 @@ impl Firewall {
     fn iptables(&self, args: &[&str]) -> Result<Output, FirewallError> {
         let program = &self.iptables;
         tracing::debug!(program = %program.display(), lines = 1, args = ?args, "spawning firewall process");
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.count_spawn();
         Command::new(program)
             .arg("-w")
             .args(args)
@@ -752,7 +767,7 @@ impl Firewall {
     fn save_table(&self, table: &str) -> Result<String, FirewallError> {
         let program = &self.save;
         tracing::debug!(program = %program.display(), lines = 0, table, "spawning firewall process");
-        self.spawned.fetch_add(1, Ordering::Relaxed);
+        self.count_spawn();
         let out = Command::new(program)
             .args(["-t", table])
             .stdin(Stdio::null())
