@@ -152,8 +152,10 @@ fn main() {
                     system.label(),
                     down,
                 ));
-                if let (true, Some(f)) = (ports, firewall) {
-                    report.firewall_processes_per_connect = Some(f);
+                if let Some(f) = firewall {
+                    report
+                        .firewall_processes_per_connect
+                        .push((label.trim().to_string(), f));
                 }
             }
         }

@@ -53,7 +53,8 @@ pub struct Report {
     pub ipam: Vec<ipam::Measured>,
     #[serde(rename = "ipam")]
     ipam_results: Vec<IpamResult>,
-    pub firewall_processes_per_connect: Option<f64>,
+    /// iptables processes per mydocker connect (steady state), per case.
+    pub firewall_processes_per_connect: Vec<(String, f64)>,
     targets: Vec<Target>,
     #[serde(skip)]
     scale_times: Vec<(String, Vec<Duration>)>,
@@ -117,7 +118,7 @@ impl Report {
             scale: Vec::new(),
             ipam: Vec::new(),
             ipam_results: Vec::new(),
-            firewall_processes_per_connect: None,
+            firewall_processes_per_connect: Vec::new(),
             targets: Vec::new(),
             scale_times: Vec::new(),
         }
@@ -213,8 +214,9 @@ impl Report {
                 r.layout, r.allocate_median_us, r.allocate_p95_us, r.persisted_cycle_median_ms, r.bytes_on_disk
             );
         }
-        if let Some(f) = self.firewall_processes_per_connect {
-            println!("firewall processes per mydocker connect with 2 ports (steady state): {f:.2}");
+        for (case, f) in &self.firewall_processes_per_connect {
+            let case = if case.is_empty() { "no ports" } else { case };
+            println!("firewall processes per mydocker connect ({case}, steady state): {f:.2}");
         }
     }
 
@@ -263,7 +265,12 @@ impl Report {
                 "MB",
             ));
         }
-        if let Some(f) = self.firewall_processes_per_connect {
+        let most = self
+            .firewall_processes_per_connect
+            .iter()
+            .map(|(_, f)| *f)
+            .reduce(f64::max);
+        if let Some(f) = most {
             goals.push(at_most(
                 "firewall processes per connect",
                 f,
@@ -302,6 +309,45 @@ impl Report {
         self.write(out);
     }
 
+    /// The results and goals as Markdown tables (for docs/performance.md).
+    fn markdown(&self) -> String {
+        let mut out = String::from(
+            "| case | system | median | p95 | min | vs floor |\n|---|---|---|---|---|---|\n",
+        );
+        for r in &self.results {
+            let vs = match targets::median(&self.results, &r.case, "floor") {
+                Some(f) if r.system != "floor" => format!("{:.2}×", r.median_ms / f),
+                _ => String::new(),
+            };
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {vs} |\n",
+                r.case,
+                r.system,
+                human(r.median_ms),
+                human(r.p95_ms),
+                human(r.min_ms)
+            ));
+        }
+        for r in &self.ipam_results {
+            out.push_str(&format!(
+                "| IPAM /8, {} | mydocker | allocate+release {:.2} µs; read+allocate+write {:.2} ms; file {} bytes | | | |\n",
+                r.layout, r.allocate_median_us, r.persisted_cycle_median_ms, r.bytes_on_disk
+            ));
+        }
+        for (case, f) in &self.firewall_processes_per_connect {
+            let case = if case.is_empty() { "no ports" } else { case };
+            out.push_str(&format!(
+                "| firewall processes per connect ({case}) | mydocker | {f:.2} | | | |\n"
+            ));
+        }
+        out.push_str("\n| goal | measured | |\n|---|---|---|\n");
+        for t in &self.targets {
+            let met = if t.met { "met" } else { "**missed**" };
+            out.push_str(&format!("| {} | {} | {met} |\n", t.goal, t.measured));
+        }
+        out
+    }
+
     fn write(&self, dir: &Path) {
         if let Err(e) = std::fs::create_dir_all(dir) {
             eprintln!("cannot create {}: {e}; results not written", dir.display());
@@ -313,23 +359,44 @@ impl Report {
             Ok(()) => println!("\nwrote {}", json.display()),
             Err(e) => eprintln!("cannot write {}: {e}", json.display()),
         }
-        let rows: Vec<&Summary> = self
-            .results
-            .iter()
-            .filter(|r| {
-                r.case.starts_with("connect")
-                    || r.case.starts_with("disconnect")
-                    || r.case.starts_with("scale")
-            })
-            .collect();
-        let svg = dir.join("results.svg");
-        let title = format!(
-            "Container network setup, median of {} runs ({}, {} cores)",
-            self.reps, self.machine.cpu, self.machine.cores
-        );
-        match std::fs::write(&svg, chart::svg(&title, &rows)) {
-            Ok(()) => println!("wrote {}", svg.display()),
-            Err(e) => eprintln!("cannot write {}: {e}", svg.display()),
+        let md = dir.join("results.md");
+        match std::fs::write(&md, self.markdown()) {
+            Ok(()) => println!("wrote {}", md.display()),
+            Err(e) => eprintln!("cannot write {}: {e}", md.display()),
+        }
+        let machine = format!("{}, {} cores", self.machine.cpu, self.machine.cores);
+        let charts = [
+            (
+                "results.svg",
+                format!(
+                    "Connect and disconnect, median of {} runs ({machine})",
+                    self.reps
+                ),
+                "connect|disconnect",
+            ),
+            (
+                "results-scale.svg",
+                format!(
+                    "Connects on one network as it fills up to {} containers ({machine})",
+                    self.scale_containers
+                ),
+                "scale",
+            ),
+        ];
+        for (file, title, prefixes) in charts {
+            let rows: Vec<&Summary> = self
+                .results
+                .iter()
+                .filter(|r| prefixes.split('|').any(|p| r.case.starts_with(p)))
+                .collect();
+            if rows.is_empty() {
+                continue;
+            }
+            let path = dir.join(file);
+            match std::fs::write(&path, chart::svg(&title, &rows)) {
+                Ok(()) => println!("wrote {}", path.display()),
+                Err(e) => eprintln!("cannot write {}: {e}", path.display()),
+            }
         }
     }
 }

@@ -194,6 +194,17 @@ mod state {
             .bench_local(|| store::write_atomic(&path, &bytes).unwrap());
     }
 
+    /// `store::write_json_for_this_boot` of the same IPAM pool a connect
+    /// writes: temp file, write, rename, no flush (boot-scoped state; see
+    /// the store docs). Compare with `write_atomic`.
+    #[divan::bench(max_time = 5)]
+    fn write_for_this_boot(bencher: Bencher) {
+        let dir = scratch_dir();
+        let path = dir.path().join("ipam.json");
+        let pool = PoolKind::Small.pool();
+        bencher.bench_local(|| store::write_json_for_this_boot(&path, pool).unwrap());
+    }
+
     /// `store::read_json` of the same small network state file (warm page
     /// cache): open, read, parse. Commands such as `network ls` do this for
     /// every network.

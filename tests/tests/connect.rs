@@ -75,6 +75,24 @@ fn two_namespaces_on_one_bridge_talk_reach_outside_and_publish_ports() {
     );
     let l = sb.host.ok(&["ip", "-o", "link", "show", &host_if]);
     assert!(l.contains("master testbridge"), "{l}");
+    // The network is IPv4-only: neither end autoconfigures IPv6, so no
+    // link-local address and no DAD/MLD multicast flooded to every port of
+    // the bridge. Both ends have a single queue.
+    let c6 = c1.ok(&["ip", "-6", "-o", "addr", "show", "dev", "eth0"]);
+    assert!(c6.trim().is_empty(), "container eth0 has IPv6: {c6}");
+    let h6 = sb
+        .host
+        .ok(&["ip", "-6", "-o", "addr", "show", "dev", &host_if]);
+    assert!(h6.trim().is_empty(), "host end has IPv6: {h6}");
+    for detail in [
+        c1.ok(&["ip", "-d", "link", "show", "eth0"]),
+        sb.host.ok(&["ip", "-d", "link", "show", &host_if]),
+    ] {
+        assert!(
+            detail.contains("addrgenmode none") && detail.contains("numtxqueues 1 numrxqueues 1"),
+            "{detail}"
+        );
+    }
 
     // Neighbours on the bridge, the host, and the outside via masquerade
     // (the outside namespace has no route to 10.0.0.0/24).

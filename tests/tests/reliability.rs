@@ -173,6 +173,43 @@ fn after_a_reboot_networks_survive_and_containers_are_exited() {
     assert!(sb.host.mydocker_rules().is_empty());
 }
 
+/// ipam.json and endpoint records live only as long as the boot and are not
+/// flushed to disk, so a power loss may leave them torn. The reset after the
+/// reboot must not care.
+#[test]
+fn after_a_reboot_torn_addresses_and_endpoints_are_reset() {
+    let mut sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.64.0.0/24", "n"]);
+    sb.mydocker_ok(&[
+        "run", "-d", "--name", "c1", "--net", "n", "busybox", "sleep", "600",
+    ]);
+    sb.reboot();
+    let net = sb.root.path().join("networks/n");
+    std::fs::write(net.join("ipam.json"), b"").unwrap();
+    let endpoints: Vec<_> = std::fs::read_dir(net.join("endpoints"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert_eq!(endpoints.len(), 1);
+    std::fs::write(endpoints[0].path(), b"{\"container_id\": \"tr").unwrap();
+
+    let o = sb.mydocker(&[
+        "run", "--rm", "--net", "n", "busybox", "ip", "-4", "addr", "show", "eth0",
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success() && out.contains("10.64.0.2/24"),
+        "{out}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let inspect: serde_json::Value =
+        serde_json::from_str(&sb.mydocker_ok(&["network", "inspect", "n"])).unwrap();
+    assert!(inspect[0]["endpoints"].as_array().unwrap().is_empty());
+    sb.mydocker_ok(&["rm", "c1"]);
+    sb.mydocker_ok(&["network", "rm", "n"]);
+    assert!(sb.host.mydocker_rules().is_empty());
+}
+
 #[test]
 fn unsafe_state_roots_and_future_state_files_are_refused() {
     let sb = Sandbox::new();

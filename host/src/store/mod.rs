@@ -221,6 +221,23 @@ mod tests {
     }
 
     #[test]
+    fn boot_scoped_write_replaces_whole_files_and_is_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ipam.json");
+        write_json_for_this_boot(&path, &vec![1; 1000]).unwrap();
+        write_json_for_this_boot(&path, &vec![2, 3]).unwrap();
+        // Compact, and the shorter second write replaced the file whole.
+        assert_eq!(fs::read(&path).unwrap(), b"[2,3]");
+        let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1);
+        remove_file_for_this_boot(&path).unwrap();
+        remove_file_for_this_boot(&path).unwrap();
+        assert!(!path.exists());
+    }
+
+    #[test]
     fn corrupt_file_is_reported_and_left_alone() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("bad.json");
