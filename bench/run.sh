@@ -2,7 +2,9 @@
 # The benchmark's one command: installs what it compares against, builds,
 # and runs every case inside sandbox namespaces. Usage (as root, from
 # anywhere): bench/run.sh [REPETITIONS] [--scale N] [--out DIR]
-# Results: bench/results/results.json and results.svg (see docs/performance.md).
+# [--only SECTION]... [--system NAME]... (see --help).
+# Results: bench/results/results.{json,md,svg} and results-scale.svg
+# (see docs/performance.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -17,6 +19,7 @@ for pkg in containernetworking-plugins netavark; do
         fi
     fi
 done
-scripts/build.sh
+# The host embeds bridge.wasm; the benchmark links the host library.
+cargo build --release --target wasm32-wasip2 -p bridge
 cargo build --release -p mydocker-bench
 exec target/release/mydocker-bench "$@"

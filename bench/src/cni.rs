@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use mydocker_tests::{Netns, Sandbox};
 use serde_json::{json, Value};
 
-use crate::sandbox::{host_ports, pipe, NsPath};
+use crate::sandbox::{containers, host_ports, pipe, NsPath};
 
 pub const PLUGIN_DIR: &str = "/usr/lib/cni";
 
@@ -111,13 +111,7 @@ pub fn connect_disconnect(
 /// `n` containers added one after another (2 ports each), all kept.
 pub fn scale(sb: &Sandbox, n: usize) -> Vec<Duration> {
     let net = Network::new(true);
-    let containers: Vec<(Netns, NsPath)> = (0..n)
-        .map(|_| {
-            let c = Netns::new();
-            let p = NsPath::of(&c);
-            (c, p)
-        })
-        .collect();
+    let containers = containers(n);
     let mut times = Vec::new();
     let mut results = Vec::new();
     for (i, (_, ns)) in containers.iter().enumerate() {

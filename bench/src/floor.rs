@@ -67,6 +67,25 @@ fn disconnect(sb: &Sandbox, i: usize, ports: bool) -> Duration {
     t.elapsed()
 }
 
+/// The network's NAT rule (added with "-A", removed with "-D").
+fn masquerade(verb: &str) -> [&str; 13] {
+    [
+        "iptables",
+        "-w",
+        "-t",
+        "nat",
+        verb,
+        "POSTROUTING",
+        "-s",
+        "10.90.0.0/16",
+        "!",
+        "-o",
+        BRIDGE,
+        "-j",
+        "MASQUERADE",
+    ]
+}
+
 struct Bridge<'a>(&'a Sandbox);
 
 impl<'a> Bridge<'a> {
@@ -75,21 +94,7 @@ impl<'a> Bridge<'a> {
         sb.host
             .ok(&["ip", "addr", "add", "10.90.0.1/16", "dev", BRIDGE]);
         sb.host.ok(&["ip", "link", "set", BRIDGE, "up"]);
-        sb.host.ok(&[
-            "iptables",
-            "-w",
-            "-t",
-            "nat",
-            "-A",
-            "POSTROUTING",
-            "-s",
-            "10.90.0.0/16",
-            "!",
-            "-o",
-            BRIDGE,
-            "-j",
-            "MASQUERADE",
-        ]);
+        sb.host.ok(&masquerade("-A"));
         Bridge(sb)
     }
 }
@@ -97,21 +102,7 @@ impl<'a> Bridge<'a> {
 impl Drop for Bridge<'_> {
     fn drop(&mut self) {
         let _ = self.0.host.run(&["ip", "link", "del", BRIDGE]);
-        let _ = self.0.host.run(&[
-            "iptables",
-            "-w",
-            "-t",
-            "nat",
-            "-D",
-            "POSTROUTING",
-            "-s",
-            "10.90.0.0/16",
-            "!",
-            "-o",
-            BRIDGE,
-            "-j",
-            "MASQUERADE",
-        ]);
+        let _ = self.0.host.run(&masquerade("-D"));
     }
 }
 

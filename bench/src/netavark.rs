@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mydocker_tests::{Netns, Sandbox};
 use serde_json::{json, Value};
 
-use crate::sandbox::{container_ip, host_ports, pipe, NsPath};
+use crate::sandbox::{container_ip, containers, host_ports, pipe, NsPath};
 
 pub const BINARY: &str = "/usr/lib/podman/netavark";
 
@@ -109,13 +109,7 @@ pub fn connect_disconnect(
 /// `n` containers set up one after another (2 ports each), all kept.
 pub fn scale(sb: &Sandbox, n: usize) -> Vec<Duration> {
     let net = Network::new(sb);
-    let containers: Vec<(Netns, NsPath)> = (0..n)
-        .map(|_| {
-            let c = Netns::new();
-            let p = NsPath::of(&c);
-            (c, p)
-        })
-        .collect();
+    let containers = containers(n);
     let times = containers
         .iter()
         .enumerate()

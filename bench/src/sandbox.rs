@@ -63,3 +63,14 @@ pub fn container_ip(prefix: &str, i: usize) -> String {
 pub fn host_ports(i: usize) -> [u16; 2] {
     [10000 + i as u16, 20000 + i as u16]
 }
+
+/// `n` fresh container namespaces, each with the path peers open it by.
+pub fn containers(n: usize) -> Vec<(Netns, NsPath)> {
+    (0..n)
+        .map(|_| {
+            let c = Netns::new();
+            let p = NsPath::of(&c);
+            (c, p)
+        })
+        .collect()
+}
