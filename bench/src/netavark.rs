@@ -76,6 +76,10 @@ impl Network {
         cmd.arg("--config")
             .arg(self.config.path())
             .args([verb, &ns.path]);
+        // netavark tells a running firewalld about its networks over the
+        // system D-Bus, which would change the machine's own firewall; the
+        // benchmark must stay inside its namespaces.
+        cmd.env("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent");
         let input = opts.to_string();
         let t = Instant::now();
         pipe(cmd, &input);

@@ -210,6 +210,33 @@ fn after_a_reboot_torn_addresses_and_endpoints_are_reset() {
     assert!(sb.host.mydocker_rules().is_empty());
 }
 
+/// A boot id that cannot be read is not a reboot: resetting a live machine
+/// would hand the running containers' addresses out again.
+#[test]
+fn an_unreadable_boot_id_resets_nothing() {
+    let sb = Sandbox::with_busybox();
+    sb.mydocker_ok(&["network", "create", "--subnet", "10.65.0.0/24", "n"]);
+    sb.mydocker_ok(&[
+        "run", "-d", "--name", "c1", "--net", "n", "busybox", "sleep", "600",
+    ]);
+    let out = sb
+        .mydocker_command()
+        .env("MYDOCKER_BOOT_ID", "")
+        .args(["network", "inspect", "n"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let inspect: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(inspect[0]["endpoints"].as_array().unwrap().len(), 1);
+    assert_eq!(sb.container("c1").unwrap()["state"], "running");
+    sb.mydocker_ok(&["rm", "-f", "c1"]);
+    sb.mydocker_ok(&["network", "rm", "n"]);
+}
+
 #[test]
 fn unsafe_state_roots_and_future_state_files_are_refused() {
     let sb = Sandbox::new();

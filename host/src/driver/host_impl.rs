@@ -513,12 +513,15 @@ impl wit_host::Host for CallContext {
             self.after_change(Some(undo));
             // Our networks are IPv4-only; a bridge port needs no address at
             // all (see Netlink::disable_ipv6_autoconf for the cost otherwise).
-            self.netlink_for(false)?
-                .disable_ipv6_autoconf(&host_name)
-                .map_err(nl_err)?;
-            self.netlink_for(true)?
-                .disable_ipv6_autoconf(&container_name)
-                .map_err(nl_err)?;
+            // Only an optimisation: a failure is logged, and the call stays
+            // all-or-nothing for the driver.
+            for (container, name) in [(false, &host_name), (true, &container_name)] {
+                if let Ok(nl) = self.netlink_for(container) {
+                    if let Err(e) = nl.disable_ipv6_autoconf(name) {
+                        tracing::warn!(link = %name, "leaving IPv6 autoconfiguration on: {e}");
+                    }
+                }
+            }
         }
         self.own(false, &host_name);
         self.own(true, &container_name);

@@ -71,8 +71,18 @@ impl Runtime {
     /// root is not: containers that were running are exited, their
     /// endpoints and addresses are released, pending journals are moot.
     /// Networks stay; their first use re-creates what the driver made.
+    ///
+    /// An unreadable boot id is never taken for a reboot: resetting a live
+    /// machine's endpoints would hand their addresses out twice. The new
+    /// boot id is recorded only once every network was reset, so a reset
+    /// that could not finish (a network locked or unwritable) is retried by
+    /// the next command.
     fn notice_reboot(&self) -> Result<(), store::StoreError> {
         let current = boot_id();
+        if current.is_empty() {
+            tracing::warn!("cannot read the boot id; not checking for a reboot");
+            return Ok(());
+        }
         let path = self.root.join("boot_id");
         let recorded = std::fs::read_to_string(&path).unwrap_or_default();
         if recorded.trim() == current {
@@ -81,8 +91,14 @@ impl Runtime {
         if !recorded.is_empty() {
             tracing::warn!("the machine rebooted since the last run: releasing what died with it");
             let _ = std::fs::remove_dir_all(self.root.join("journal"));
-            self.forget_endpoints_after_reboot();
+            let reset = self.forget_endpoints_after_reboot();
             self.mark_containers_exited_after_reboot();
+            if !reset {
+                tracing::warn!(
+                    "could not reset every network after the reboot; the next command retries"
+                );
+                return Ok(());
+            }
         }
         store::write_atomic(&path, current.as_bytes())
     }

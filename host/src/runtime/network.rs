@@ -372,13 +372,16 @@ impl Runtime {
     }
 
     /// After a reboot: every endpoint died with its namespace; give all
-    /// addresses back (the network records themselves stay).
-    pub(crate) fn forget_endpoints_after_reboot(&self) {
+    /// addresses back (the network records themselves stay). Returns whether
+    /// every network was reset.
+    pub(crate) fn forget_endpoints_after_reboot(&self) -> bool {
         let Ok(networks) = self.networks() else {
-            return;
+            return false;
         };
+        let mut all = true;
         for net in networks {
             let Ok(_lock) = self.network_lock(&net.name) else {
+                all = false;
                 continue;
             };
             // Every endpoint died with the boot, so the pool starts empty.
@@ -387,12 +390,14 @@ impl Runtime {
             // left them damaged.
             let dir = self.network_dir(&net.name).join("endpoints");
             for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-                let _ = store::remove_file_for_this_boot(&e.path());
+                all &= store::remove_file_for_this_boot(&e.path()).is_ok();
             }
-            if let Ok(pool) = Pool::new(net.subnet, Some(net.gateway)) {
-                let _ = self.save_pool(&net.name, &pool);
-            }
+            all &= Pool::new(net.subnet, Some(net.gateway))
+                .map_err(NetworkError::from)
+                .and_then(|pool| self.save_pool(&net.name, &pool))
+                .is_ok();
         }
+        all
     }
 
     /// Re-creates what the driver made for a network if it is gone (after a
