@@ -202,6 +202,9 @@ impl Netlink {
             .map_err(|e| NetlinkError::from_rtnl("creating link", target, e))
     }
 
+    /// Changes a link. Messages name the link rather than carry its index:
+    /// the kernel looks the name up itself (RTM_SETLINK with index 0), which
+    /// saves a lookup round trip per change.
     fn set_link(&self, op: &'static str, target: &str, msg: LinkMessage) -> Result<()> {
         let req = self.handle.link().set(msg);
         self.rt
@@ -275,8 +278,7 @@ impl Netlink {
     /// A kernel without IPv6 has nothing to turn off.
     pub fn disable_ipv6_autoconf(&self, name: &str) -> Result<()> {
         const OP: &str = "turning off IPv6 autoconfiguration on";
-        let index = self.index_of(OP, name)?;
-        let mut msg = LinkUnspec::new_with_index(index).build();
+        let mut msg = LinkUnspec::new_with_name(name).build();
         msg.attributes
             .push(LinkAttribute::AfSpecUnspec(vec![AfSpecUnspec::Inet6(
                 vec![AfSpecInet6::AddrGenMode(In6AddrGenMode::None)],
@@ -291,24 +293,21 @@ impl Netlink {
     }
 
     pub fn set_master(&self, name: &str, master: &str) -> Result<()> {
-        let index = self.index_of("attaching", name)?;
         let master_index = self.index_of("attaching to", master)?;
-        let msg = LinkUnspec::new_with_index(index)
+        let msg = LinkUnspec::new_with_name(name)
             .controller(master_index)
             .build();
         self.set_link("attaching", name, msg)
     }
 
     pub fn set_up(&self, name: &str, up: bool) -> Result<()> {
-        let index = self.index_of("setting state of", name)?;
-        let builder = LinkUnspec::new_with_index(index);
+        let builder = LinkUnspec::new_with_name(name);
         let msg = if up { builder.up() } else { builder.down() }.build();
         self.set_link("setting state of", name, msg)
     }
 
     pub fn set_mtu(&self, name: &str, mtu: u32) -> Result<()> {
-        let index = self.index_of("setting mtu of", name)?;
-        let msg = LinkUnspec::new_with_index(index).mtu(mtu).build();
+        let msg = LinkUnspec::new_with_name(name).mtu(mtu).build();
         self.set_link("setting mtu of", name, msg)
     }
 

@@ -51,34 +51,22 @@ fn main() {
         ],
     );
     mydocker(&sb, &["network", "list"]);
-    mydocker(
-        &sb,
-        &[
-            "run",
-            "-d",
-            "-name",
-            "c1",
-            "-net",
-            "testbridge",
-            "busybox",
-            "sleep",
-            "3600",
-        ],
-    );
-    mydocker(
-        &sb,
-        &[
-            "run",
-            "-d",
-            "-name",
-            "c2",
-            "-net",
-            "testbridge",
-            "busybox",
-            "sleep",
-            "3600",
-        ],
-    );
+    for name in ["c1", "c2"] {
+        mydocker(
+            &sb,
+            &[
+                "run",
+                "-d",
+                "-name",
+                name,
+                "-net",
+                "testbridge",
+                "busybox",
+                "sleep",
+                "3600",
+            ],
+        );
+    }
     mydocker(
         &sb,
         &[
