@@ -90,7 +90,6 @@ fn many_concurrent_runs_get_distinct_addresses_and_clean_up() {
             .collect();
         handles
             .into_iter()
-            .filter(|_| true)
             .map(|h| h.join().unwrap())
             .filter(|ok| *ok)
             .count()
@@ -807,8 +806,19 @@ fn malformed_input_table() {
     std::fs::write(&ipam, "{\"version\":1,\"subnet\":\"10.70.0.0/24\",\"gateway\":\"10.70.0.1\",\"allocated\":[[5,1]]}").unwrap();
     let err = sb.mydocker_err(&["run", "--rm", "--net", "n", "busybox", "true"]);
     assert!(err.contains("ipam.json"), "{err}");
+    // Well-formed, but for another subnet than the network's.
+    std::fs::write(
+        &ipam,
+        "{\"version\":1,\"subnet\":\"10.71.0.0/24\",\"gateway\":\"10.71.0.1\",\"allocated\":[]}",
+    )
+    .unwrap();
+    let err = sb.mydocker_err(&["run", "--rm", "--net", "n", "busybox", "true"]);
+    assert!(
+        err.contains("ipam.json") && err.contains("10.71.0.0/24") && err.contains("10.70.0.0/24"),
+        "{err}"
+    );
     eprintln!(
-        "malformed inputs tried: {} commands + 6 damaged state files",
+        "malformed inputs tried: {} commands + 7 damaged state files",
         table.len()
     );
 }

@@ -84,7 +84,15 @@ impl Runtime {
             return Ok(());
         }
         let path = self.root.join("boot_id");
-        let recorded = std::fs::read_to_string(&path).unwrap_or_default();
+        let recorded = || std::fs::read_to_string(&path).unwrap_or_default();
+        if recorded().trim() == current {
+            return Ok(());
+        }
+        // Two commands started after a reboot must not both reset: the
+        // second would forget what the first connected meanwhile. Decide
+        // again under a lock.
+        let _lock = store::Lock::exclusive(&self.root.join("boot.lock"))?;
+        let recorded = recorded();
         if recorded.trim() == current {
             return Ok(());
         }

@@ -498,6 +498,21 @@ impl Runtime {
     fn load_pool(&self, network: &NetworkRecord) -> Result<Pool> {
         let path = self.network_dir(&network.name).join("ipam.json");
         match store::read_json::<Pool>(&path)? {
+            // A pool for another subnet would hand out addresses the
+            // network's bridge and routes do not cover.
+            Some(pool) if pool.subnet() != network.subnet || pool.gateway() != network.gateway => {
+                Err(StoreError::Corrupt {
+                    path,
+                    reason: format!(
+                        "it is for {} via {}, but the network is {} via {}",
+                        pool.subnet(),
+                        pool.gateway(),
+                        network.subnet,
+                        network.gateway
+                    ),
+                }
+                .into())
+            }
             Some(pool) => Ok(pool),
             None => Err(StoreError::Corrupt {
                 path,
